@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs the Debian packages knit needs to build, test and demo, asking
+# apt-get only for those that are absent.  Run as root on Debian.
+set -euo pipefail
+
+packages=(
+	# build
+	build-essential pkg-config clang libclang-rt-14-dev
+	libgcrypt20-dev libmnl-dev libcmocka-dev
+	# system tests, demo and benchmarks
+	iproute2 iputils-ping iperf3 wireguard-tools wireguard-go procps
+)
+
+missing=()
+for p in "${packages[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
+		missing+=("$p")
+done
+[[ ${#missing[@]} -eq 0 ]] && exit 0
+
+if [[ $EUID -ne 0 ]]; then
+	echo "install-deps: missing packages: ${missing[*]}; run as root to install them" >&2
+	exit 1
+fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# No recommends: wireguard-tools would otherwise pull in a kernel image.
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

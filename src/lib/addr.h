@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: MIT */
+/* IP addresses, prefixes and UDP endpoints: parsing and printing. */
+#ifndef KNIT_LIB_ADDR_H
+#define KNIT_LIB_ADDR_H
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+union sockaddr_inet {
+	struct sockaddr sa;
+	struct sockaddr_in in;
+	struct sockaddr_in6 in6;
+};
+
+struct ip_prefix {
+	int family; /* AF_INET or AF_INET6 */
+	uint8_t bits;
+	union {
+		struct in_addr v4;
+		struct in6_addr v6;
+		uint8_t bytes[16];
+	} addr;
+};
+
+#define PREFIX_STRLEN   (INET6_ADDRSTRLEN + 4)
+#define ENDPOINT_STRLEN (INET6_ADDRSTRLEN + 16)
+
+/*
+ * "10.0.0.1/24", "fd00::/64", or a bare address (a host prefix).  Host bits
+ * are kept (an interface address needs them); prefix_mask() clears them.
+ * Returns 0 or -EINVAL.
+ */
+int prefix_parse(const char *s, struct ip_prefix *out);
+void prefix_mask(struct ip_prefix *p);
+int prefix_format(const struct ip_prefix *p, char *buf, size_t len);
+bool prefix_contains(const struct ip_prefix *p, int family, const void *addr);
+
+/*
+ * "192.0.2.1:51820" or "[2001:db8::1]:51820" (numeric only), or, when
+ * allow_dns is true, "host.name:51820" resolved with getaddrinfo.
+ * Returns 0, -EINVAL for bad syntax, -ENOENT when a name does not resolve.
+ */
+int endpoint_parse(const char *s, bool allow_dns, union sockaddr_inet *out);
+/* "1.2.3.4:5" or "[::1]:5"; an IPv4-mapped IPv6 address prints as IPv4. */
+int endpoint_format(const union sockaddr_inet *ep, char *buf, size_t len);
+bool endpoint_equal(const union sockaddr_inet *a, const union sockaddr_inet *b);
+socklen_t endpoint_len(const union sockaddr_inet *ep);
+/* IPv4 becomes ::ffff:a.b.c.d (for a dual-stack socket); IPv6 stays. */
+void endpoint_to_v6(const union sockaddr_inet *in, union sockaddr_inet *out);
+/* ::ffff:a.b.c.d becomes IPv4; everything else stays. */
+void endpoint_unmap(const union sockaddr_inet *in, union sockaddr_inet *out);
+
+#endif
