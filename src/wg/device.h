@@ -1,0 +1,150 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A WireGuard device: identity, peers, cryptokey routing, the UDP socket and
+ * the TUN interface, and the threads that move packets between them.
+ *
+ * Threads:
+ *  - the event loop (the caller's): handshakes, timers, configuration, the
+ *    userspace API.  It is the only writer of structural state.
+ *  - tx: TUN -> allowed IPs -> peer -> seal -> UDP, a batch at a time;
+ *  - rx: UDP -> open -> allowed-IPs check -> TUN, a batch at a time;
+ *    handshake messages are handed to the event loop through a bounded queue.
+ *
+ * `lock` is a writer-preferring rwlock: data-path threads hold it for reading
+ * once per batch; the event loop takes it for writing only for the short
+ * moments it changes what they read (peers, keypair slots, indices, allowed
+ * IPs).  Noise computations happen outside it.
+ */
+#ifndef KNIT_WG_DEVICE_H
+#define KNIT_WG_DEVICE_H
+
+#include <net/if.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "lib/buf.h"
+#include "lib/evloop.h"
+#include "wg/allowedips.h"
+#include "wg/cookie.h"
+#include "wg/keypair.h"
+#include "wg/noise.h"
+#include "wg/peer.h"
+#include "wg/ratelimiter.h"
+#include "wg/wgconfig.h"
+
+#define WG_DEFAULT_MTU 1420
+
+/* Protocol times, divided by a test-only divisor. */
+struct wg_timers_config {
+	uint64_t rekey_timeout_ns;
+	uint64_t jitter_max_ns;
+	uint64_t keepalive_ns;
+	uint64_t rekey_after_ns;
+	uint64_t reject_after_ns;
+	uint64_t rekey_attempt_ns;
+	uint64_t tick_ns;
+	unsigned divisor;
+};
+
+struct wg_handshake_queue; /* receive.c */
+
+struct wg_device_stats {
+	_Atomic uint64_t rx_invalid;      /* unparseable, unknown index, bad tag */
+	_Atomic uint64_t rx_replayed;
+	_Atomic uint64_t rx_not_allowed;  /* inner source not allowed for the peer */
+	_Atomic uint64_t rx_handshake_dropped;
+	_Atomic uint64_t tx_no_peer;      /* no allowed IP matched */
+	_Atomic uint64_t tx_no_endpoint;
+	_Atomic uint64_t tx_errors;
+};
+
+struct wg_device {
+	char ifname[IF_NAMESIZE];
+	struct evloop *loop;
+	pthread_rwlock_t lock;
+
+	struct noise_static_identity identity;
+	struct cookie_checker cookie_checker;
+	struct ratelimiter *ratelimiter;
+
+	struct wg_peer **peer_hash; /* by public key */
+	uint32_t peer_hash_size;
+	uint64_t peer_hash_seed;
+	struct wg_peer *peers; /* list, insertion order */
+	struct wg_peer *peers_tail;
+	size_t n_peers;
+
+	struct wg_index_table index;
+	struct allowedips allowedips;
+
+	/* UDP: a dual-stack socket. The data path loads udp_fd once per batch. */
+	_Atomic int udp_fd;
+	_Atomic int rx_fd_in_use; /* what the rx thread may be blocked on */
+	int retired_fd;           /* closed once rx has moved off it */
+	uint16_t listen_port;
+	uint32_t fwmark;
+
+	int tun_fd;
+	int ifindex;
+	int mtu;
+
+	pthread_t rx_thread;
+	pthread_t tx_thread;
+	bool threads_running;
+	_Atomic bool stopping;
+	int stop_efd; /* wakes the tx thread's poll */
+
+	struct ev_timer tick;
+	struct ev_wakeup *wakeup;
+	struct wg_handshake_queue *hsq;
+	pthread_mutex_t work_lock;
+	struct wg_peer *work_head;
+	struct aead_ctx *loop_aead;
+	uint64_t last_under_load_ns;
+
+	struct wg_timers_config timers;
+	struct wg_device_stats stats;
+};
+
+/* Creates the TUN interface ifname.  timer_divisor is 1 except in tests. */
+int device_new(struct wg_device **out, struct evloop *loop, const char *ifname,
+	       unsigned timer_divisor);
+/* Stops the threads, removes the interface, wipes every key. */
+void device_free(struct wg_device *dev);
+/* Starts the data-path threads and the timer tick. */
+int device_start(struct wg_device *dev);
+
+/* Applies a parsed configuration (wg-quick file or `set=1`).  Returns 0 or
+ * -errno with err set. */
+int device_apply(struct wg_device *dev, const struct wg_config *cfg, char *err, size_t err_len);
+/* The `get=1` answer, without the final errno line. */
+int device_uapi_get(struct wg_device *dev, struct buf *out);
+
+/* Internal, between device.c, send.c, receive.c and timers.c. */
+struct wg_peer *device_find_peer(struct wg_device *dev, const uint8_t key[NOISE_PUBLIC_KEY_LEN]);
+void device_queue_work(struct wg_device *dev, struct wg_peer *peer);
+void device_timers_init(struct wg_timers_config *t, unsigned divisor);
+int device_rebind(struct wg_device *dev, uint16_t port);
+
+/* send.c */
+void *tx_thread_main(void *arg);
+void send_handshake_initiation(struct wg_peer *peer, bool is_retry);
+void send_keepalive(struct wg_peer *peer);
+void send_staged(struct wg_peer *peer);
+void send_buffer_to_peer(struct wg_peer *peer, const void *buf, size_t len);
+void send_to(struct wg_device *dev, const union sockaddr_inet *ep, const void *buf, size_t len);
+
+/* receive.c */
+int handshake_queue_new(struct wg_handshake_queue **out);
+void handshake_queue_free(struct wg_handshake_queue *q);
+void *rx_thread_main(void *arg);
+void receive_handshakes(struct wg_device *dev);
+
+/* timers.c */
+void timers_tick(struct evloop *loop, struct ev_timer *timer, void *arg);
+void timers_handshake_complete(struct wg_peer *peer);
+void peer_do_work(struct wg_peer *peer);
+
+#endif

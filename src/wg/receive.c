@@ -1,0 +1,481 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Receiving: the rx thread (UDP -> open -> allowed-IPs check -> TUN, a batch
+ * per iteration), and the event loop's processing of the handshake messages
+ * the rx thread queues for it.
+ */
+#include <endian.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "crypto/crypto.h"
+#include "lib/clock.h"
+#include "lib/encoding.h"
+#include "lib/log.h"
+#include "wg/device.h"
+
+#define RX_BATCH     64
+#define RX_BUF_SIZE  65536
+#define HSQ_CAPACITY 1024
+/* Past this depth the device is under load and demands cookies (Linux: /8). */
+#define HSQ_UNDER_LOAD (HSQ_CAPACITY / 8)
+
+struct queued_handshake {
+	union sockaddr_inet src;
+	uint16_t len;
+	uint8_t data[sizeof(struct message_handshake_initiation)];
+};
+
+struct wg_handshake_queue {
+	pthread_mutex_t lock;
+	unsigned head, count;
+	struct queued_handshake items[HSQ_CAPACITY];
+};
+
+int handshake_queue_new(struct wg_handshake_queue **out)
+{
+	struct wg_handshake_queue *q = calloc(1, sizeof(*q));
+
+	if (!q)
+		return -ENOMEM;
+	pthread_mutex_init(&q->lock, NULL);
+	*out = q;
+	return 0;
+}
+
+void handshake_queue_free(struct wg_handshake_queue *q)
+{
+	if (!q)
+		return;
+	pthread_mutex_destroy(&q->lock);
+	free(q);
+}
+
+static bool handshake_queue_push(struct wg_handshake_queue *q, const uint8_t *data, size_t len,
+				 const union sockaddr_inet *src)
+{
+	bool ok;
+
+	pthread_mutex_lock(&q->lock);
+	ok = q->count < HSQ_CAPACITY;
+	if (ok) {
+		struct queued_handshake *h = &q->items[(q->head + q->count) % HSQ_CAPACITY];
+		h->src = *src;
+		h->len = (uint16_t)len;
+		memcpy(h->data, data, len);
+		q->count++;
+	}
+	pthread_mutex_unlock(&q->lock);
+	return ok;
+}
+
+static bool handshake_queue_pop(struct wg_handshake_queue *q, struct queued_handshake *out,
+				unsigned *depth)
+{
+	bool ok;
+
+	pthread_mutex_lock(&q->lock);
+	ok = q->count > 0;
+	if (ok) {
+		*depth = q->count;
+		*out = q->items[q->head];
+		q->head = (q->head + 1) % HSQ_CAPACITY;
+		q->count--;
+	}
+	pthread_mutex_unlock(&q->lock);
+	return ok;
+}
+
+static inline uint32_t get_le32(const void *p)
+{
+	uint32_t v;
+	memcpy(&v, p, sizeof(v));
+	return le32toh(v);
+}
+
+static inline uint64_t get_le64(const void *p)
+{
+	uint64_t v;
+	memcpy(&v, p, sizeof(v));
+	return le64toh(v);
+}
+
+/* After any authenticated packet from peer. */
+static void note_received(struct wg_peer *peer, size_t bytes, uint64_t now)
+{
+	atomic_fetch_add_explicit(&peer->rx_bytes, bytes, memory_order_relaxed);
+	atomic_store_explicit(&peer->last_traversal_ns, now, memory_order_relaxed);
+	if (atomic_load_explicit(&peer->data_sent_unanswered_ns, memory_order_relaxed))
+		atomic_store_explicit(&peer->data_sent_unanswered_ns, 0, memory_order_relaxed);
+}
+
+/* --- handshake messages, on the event loop ------------------------------- */
+
+static struct noise_handshake *lookup_handshake(void *ctx, const uint8_t key[NOISE_PUBLIC_KEY_LEN])
+{
+	struct wg_peer *peer = device_find_peer(ctx, key);
+
+	return peer ? &peer->handshake : NULL;
+}
+
+/* Applies the cookie rules; returns true when the message may be processed. */
+static bool handshake_admitted(struct wg_device *dev, const struct queued_handshake *h,
+			       bool under_load, uint32_t sender_index)
+{
+	enum cookie_mac_state state =
+		cookie_validate_packet(&dev->cookie_checker, h->data, h->len, &h->src, under_load);
+
+	if (state == INVALID_MAC)
+		return false;
+	if (!under_load)
+		return true;
+	if (state == VALID_MAC_WITH_COOKIE)
+		return ratelimiter_allow(dev->ratelimiter, &h->src, clock_mono_ns());
+	/* Under load, an unproven source gets a cookie instead of our work. */
+	struct message_handshake_cookie reply;
+	if (cookie_message_create(&reply, &dev->cookie_checker, h->data, h->len, sender_index,
+				  &h->src) == 0)
+		send_to(dev, &h->src, &reply, sizeof(reply));
+	return false;
+}
+
+/* Installs the session keys of a finished handshake as a keypair. */
+static struct wg_keypair *begin_session(struct wg_peer *peer)
+{
+	struct wg_device *dev = peer->device;
+	struct noise_session_keys keys;
+	struct wg_keypair *kp;
+	uint64_t now = clock_mono_ns();
+
+	if (noise_handshake_begin_session(&peer->handshake, &keys) < 0)
+		return NULL;
+	kp = keypair_new(&keys, peer, now);
+	memzero_explicit(&keys, sizeof(keys));
+	if (!kp)
+		return NULL;
+	pthread_rwlock_wrlock(&dev->lock);
+	/* The handshake's index now names the keypair. */
+	index_table_set_keypair(&dev->index, kp->local_index, kp);
+	peer->has_handshake_index = false;
+	keypairs_add(&peer->keypairs, kp, &dev->index);
+	pthread_rwlock_unlock(&dev->lock);
+	peer->session_derived_ns = now;
+	return kp;
+}
+
+static void handle_initiation(struct wg_device *dev, const struct queued_handshake *h,
+			      bool under_load)
+{
+	const struct message_handshake_initiation *msg = (const void *)h->data;
+	struct message_handshake_response resp;
+	struct noise_handshake *hs;
+	struct wg_peer *peer;
+	uint32_t index;
+	int ret;
+
+	if (!handshake_admitted(dev, h, under_load, msg->sender_index))
+		return;
+	ret = noise_handshake_consume_initiation(msg, &dev->identity, lookup_handshake, dev, &hs);
+	if (ret < 0) {
+		char ep[ENDPOINT_STRLEN];
+		endpoint_format(&h->src, ep, sizeof(ep));
+		log_debug("invalid handshake initiation from=%s error=\"%s\"", ep, strerror(-ret));
+		return;
+	}
+	peer = (struct wg_peer *)((char *)hs - offsetof(struct wg_peer, handshake));
+	peer_set_endpoint(peer, &h->src);
+	note_received(peer, h->len, clock_mono_ns());
+
+	pthread_rwlock_wrlock(&dev->lock);
+	if (peer->has_handshake_index)
+		index_table_remove(&dev->index, peer->handshake.local_index);
+	peer->has_handshake_index =
+		index_table_add(&dev->index, INDEX_HANDSHAKE, peer, NULL, &index) == 0;
+	pthread_rwlock_unlock(&dev->lock);
+	if (!peer->has_handshake_index)
+		return;
+	if (noise_handshake_create_response(&resp, hs, index) < 0)
+		return;
+	cookie_add_macs(&peer->cookie, &resp, sizeof(resp));
+	if (!begin_session(peer))
+		return;
+	send_buffer_to_peer(peer, &resp, sizeof(resp));
+	atomic_store(&peer->last_traversal_ns, clock_mono_ns());
+	if (log_get_level() >= LOG_LEVEL_DEBUG) {
+		char id[PEER_ID_LEN];
+		peer_id(peer, id);
+		log_debug("answered handshake initiation peer=%s", id);
+	}
+}
+
+static void handle_response(struct wg_device *dev, const struct queued_handshake *h,
+			    bool under_load)
+{
+	const struct message_handshake_response *msg = (const void *)h->data;
+	const struct wg_index_entry *e;
+	struct wg_peer *peer;
+
+	if (!handshake_admitted(dev, h, under_load, msg->sender_index))
+		return;
+	e = index_table_find(&dev->index, le32toh(msg->receiver_index));
+	if (!e || e->kind != INDEX_HANDSHAKE)
+		return;
+	peer = e->peer;
+	if (noise_handshake_consume_response(msg, &peer->handshake, &dev->identity) < 0)
+		return;
+	peer_set_endpoint(peer, &h->src);
+	note_received(peer, h->len, clock_mono_ns());
+	if (!begin_session(peer))
+		return;
+	timers_handshake_complete(peer);
+	if (log_get_level() >= LOG_LEVEL_DEBUG) {
+		char id[PEER_ID_LEN];
+		peer_id(peer, id);
+		log_debug("handshake completed peer=%s", id);
+	}
+	/* Confirm the session to the responder at once: staged data, or a
+	 * keepalive when there is none. */
+	send_keepalive(peer);
+}
+
+static void handle_cookie(struct wg_device *dev, const struct queued_handshake *h)
+{
+	const struct message_handshake_cookie *msg = (const void *)h->data;
+	const struct wg_index_entry *e = index_table_find(&dev->index, le32toh(msg->receiver_index));
+
+	/* The retransmit timer sends the next initiation with mac2. */
+	if (e && cookie_message_consume(&e->peer->cookie, msg) < 0)
+		log_debug("invalid cookie reply");
+}
+
+/* Drains the queue the rx thread fills. Runs on the event loop. */
+void receive_handshakes(struct wg_device *dev)
+{
+	struct queued_handshake h;
+	unsigned depth;
+
+	while (handshake_queue_pop(dev->hsq, &h, &depth)) {
+		uint64_t now = clock_mono_ns();
+		bool under_load = depth >= HSQ_UNDER_LOAD;
+
+		/* Stay wary for a second after the load falls, as Linux does. */
+		if (under_load)
+			dev->last_under_load_ns = now;
+		else if (dev->last_under_load_ns)
+			under_load = now - dev->last_under_load_ns < NSEC_PER_SEC;
+		switch (get_le32(h.data)) {
+		case MESSAGE_HANDSHAKE_INITIATION:
+			handle_initiation(dev, &h, under_load);
+			break;
+		case MESSAGE_HANDSHAKE_RESPONSE:
+			handle_response(dev, &h, under_load);
+			break;
+		case MESSAGE_HANDSHAKE_COOKIE:
+			handle_cookie(dev, &h);
+			break;
+		}
+		memzero_explicit(&h, sizeof(h));
+	}
+}
+
+/* --- the rx thread --------------------------------------------------------- */
+
+struct rx_state {
+	struct wg_device *dev;
+	struct aead_ctx *ctx;
+	uint8_t *bufs[RX_BATCH];
+	struct mmsghdr msgs[RX_BATCH];
+	struct iovec iovs[RX_BATCH];
+	union sockaddr_inet names[RX_BATCH];
+	struct iovec out[RX_BATCH]; /* plaintext to write to the TUN */
+};
+
+static size_t message_expected_len(uint32_t type)
+{
+	switch (type) {
+	case MESSAGE_HANDSHAKE_INITIATION:
+		return sizeof(struct message_handshake_initiation);
+	case MESSAGE_HANDSHAKE_RESPONSE:
+		return sizeof(struct message_handshake_response);
+	case MESSAGE_HANDSHAKE_COOKIE:
+		return sizeof(struct message_handshake_cookie);
+	}
+	return 0;
+}
+
+/*
+ * The inner packet's real length (its header's, without padding) when it is
+ * a well-formed IPv4 or IPv6 packet whose source the peer may use; else 0.
+ */
+static size_t inner_admitted(struct wg_device *dev, struct wg_peer *peer, const uint8_t *pkt,
+			     size_t len)
+{
+	size_t real;
+	int family;
+	const uint8_t *src;
+
+	if (len >= 20 && (pkt[0] >> 4) == 4) {
+		real = ((size_t)pkt[2] << 8) | pkt[3];
+		family = AF_INET;
+		src = pkt + 12;
+		if (real < 20 || (size_t)(pkt[0] & 0xf) * 4 < 20)
+			return 0;
+	} else if (len >= 40 && (pkt[0] >> 4) == 6) {
+		real = 40 + (((size_t)pkt[4] << 8) | pkt[5]);
+		family = AF_INET6;
+		src = pkt + 8;
+	} else {
+		return 0;
+	}
+	if (real > len)
+		return 0;
+	if (allowedips_lookup(&dev->allowedips, family, src) != peer) {
+		atomic_fetch_add_explicit(&dev->stats.rx_not_allowed, 1, memory_order_relaxed);
+		return 0;
+	}
+	return real;
+}
+
+/* Opens one data message in place; returns the plaintext length to deliver. */
+static size_t rx_data(struct rx_state *s, uint8_t *msg, size_t len, const union sockaddr_inet *src,
+		      uint64_t now, uint8_t **plain)
+{
+	struct wg_device *dev = s->dev;
+	const struct wg_index_entry *e;
+	struct wg_keypair *kp;
+	struct wg_peer *peer;
+	uint8_t nonce[AEAD_NONCE_LEN];
+	uint64_t counter;
+	size_t plen = len - MESSAGE_DATA_HEADER_LEN - NOISE_AUTHTAG_LEN;
+	union sockaddr_inet cur;
+
+	e = index_table_find(&dev->index, get_le32(msg + 4));
+	if (!e || e->kind != INDEX_KEYPAIR) {
+		atomic_fetch_add_explicit(&dev->stats.rx_invalid, 1, memory_order_relaxed);
+		return 0;
+	}
+	kp = e->keypair;
+	peer = kp->peer;
+	if (now - kp->birth_ns >= dev->timers.reject_after_ns)
+		return 0;
+	counter = get_le64(msg + 8);
+	aead_nonce_from_counter(nonce, counter);
+	*plain = msg + MESSAGE_DATA_HEADER_LEN;
+	if (aead_open(s->ctx, kp->receiving_key, nonce, NULL, 0, *plain, len - MESSAGE_DATA_HEADER_LEN,
+		      *plain) < 0) {
+		atomic_fetch_add_explicit(&dev->stats.rx_invalid, 1, memory_order_relaxed);
+		return 0;
+	}
+	if (!replay_check(&kp->replay, counter, REJECT_AFTER_MESSAGES)) {
+		atomic_fetch_add_explicit(&dev->stats.rx_replayed, 1, memory_order_relaxed);
+		return 0;
+	}
+	/* Authenticated: from here on the packet speaks for the peer. */
+	if (kp == peer->keypairs.next && !atomic_exchange(&peer->next_confirmed, true))
+		device_queue_work(dev, peer);
+	if (peer_get_endpoint(peer, &cur), !endpoint_equal(&cur, src))
+		peer_set_endpoint(peer, src); /* roaming */
+	note_received(peer, len, now);
+	if (kp->initiator && now - kp->birth_ns > dev->timers.reject_after_ns -
+							  dev->timers.keepalive_ns -
+							  dev->timers.rekey_timeout_ns &&
+	    !atomic_exchange(&peer->want_handshake, true))
+		device_queue_work(dev, peer);
+	if (plen == 0)
+		return 0; /* keepalive */
+	if (!atomic_load_explicit(&peer->data_recv_unanswered_ns, memory_order_relaxed))
+		atomic_store_explicit(&peer->data_recv_unanswered_ns, now, memory_order_relaxed);
+	return inner_admitted(dev, peer, *plain, plen);
+}
+
+/* Processes a received batch under the read lock; returns packets for TUN. */
+static unsigned rx_process_batch(struct rx_state *s, unsigned n)
+{
+	struct wg_device *dev = s->dev;
+	uint64_t now = clock_mono_ns();
+	bool wake = false;
+	unsigned out = 0;
+
+	pthread_rwlock_rdlock(&dev->lock);
+	for (unsigned i = 0; i < n; i++) {
+		uint8_t *msg = s->bufs[i];
+		size_t len = s->msgs[i].msg_len;
+		uint32_t type;
+		uint8_t *plain;
+		size_t plen;
+
+		if (len < 4 || (s->msgs[i].msg_hdr.msg_flags & MSG_TRUNC))
+			continue;
+		type = get_le32(msg);
+		if (type == MESSAGE_DATA && len >= MESSAGE_MINIMUM_LENGTH) {
+			plen = rx_data(s, msg, len, &s->names[i], now, &plain);
+			if (plen)
+				s->out[out++] = (struct iovec){ .iov_base = plain, .iov_len = plen };
+		} else if (len == message_expected_len(type) && len) {
+			if (handshake_queue_push(dev->hsq, msg, len, &s->names[i]))
+				wake = true;
+			else
+				atomic_fetch_add_explicit(&dev->stats.rx_handshake_dropped, 1,
+							  memory_order_relaxed);
+		} else {
+			atomic_fetch_add_explicit(&dev->stats.rx_invalid, 1, memory_order_relaxed);
+		}
+	}
+	pthread_rwlock_unlock(&dev->lock);
+	if (wake)
+		ev_wakeup_signal(dev->wakeup);
+	return out;
+}
+
+void *rx_thread_main(void *arg)
+{
+	struct rx_state *s = calloc(1, sizeof(*s));
+	struct wg_device *dev = arg;
+
+	if (!s || aead_ctx_new(&s->ctx) < 0) {
+		log_error("rx thread: out of memory");
+		free(s);
+		return NULL;
+	}
+	s->dev = dev;
+	for (unsigned i = 0; i < RX_BATCH; i++) {
+		s->bufs[i] = malloc(RX_BUF_SIZE);
+		if (!s->bufs[i]) {
+			log_error("rx thread: out of memory");
+			goto out;
+		}
+	}
+	while (!atomic_load(&dev->stopping)) {
+		int fd = atomic_load(&dev->udp_fd);
+		int n;
+
+		atomic_store(&dev->rx_fd_in_use, fd);
+		for (unsigned i = 0; i < RX_BATCH; i++) {
+			s->iovs[i] = (struct iovec){ .iov_base = s->bufs[i], .iov_len = RX_BUF_SIZE };
+			s->msgs[i].msg_hdr = (struct msghdr){
+				.msg_name = &s->names[i],
+				.msg_namelen = sizeof(s->names[i]),
+				.msg_iov = &s->iovs[i],
+				.msg_iovlen = 1,
+			};
+		}
+		/* Blocks for the first message, then takes what is queued. */
+		n = recvmmsg(fd, s->msgs, RX_BATCH, MSG_WAITFORONE, NULL);
+		if (n <= 0)
+			continue; /* timeout, shutdown for a rebind, or EINTR */
+		unsigned out = rx_process_batch(s, (unsigned)n);
+		for (unsigned i = 0; i < out; i++)
+			if (write(dev->tun_fd, s->out[i].iov_base, s->out[i].iov_len) < 0)
+				atomic_fetch_add(&dev->stats.tx_errors, 1);
+	}
+out:
+	atomic_store(&dev->rx_fd_in_use, -1);
+	for (unsigned i = 0; i < RX_BATCH; i++)
+		free(s->bufs[i]);
+	aead_ctx_free(s->ctx);
+	free(s);
+	return NULL;
+}
