@@ -160,7 +160,7 @@ int device_new(struct wg_device **out, struct evloop *loop, const char *ifname,
 
 	if (!dev)
 		return -ENOMEM;
-	snprintf(dev->ifname, sizeof(dev->ifname), "%s", ifname);
+	snprintf(dev->ifname, sizeof(dev->ifname), "%s", ifname ? ifname : "");
 	dev->loop = loop;
 	dev->mtu = WG_DEFAULT_MTU;
 	dev->retired_fd = -1;
@@ -189,6 +189,10 @@ int device_new(struct wg_device **out, struct evloop *loop, const char *ifname,
 	if (dev->stop_efd < 0) {
 		ret = -errno;
 		goto fail;
+	}
+	if (!ifname) {
+		dev->tun_fd = -1; /* detached: tests and fuzzing */
+		return 0;
 	}
 	ret = tun_open(ifname, &dev->ifindex);
 	if (ret < 0) {

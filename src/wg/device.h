@@ -108,7 +108,8 @@ struct wg_device {
 	struct wg_device_stats stats;
 };
 
-/* Creates the TUN interface ifname.  timer_divisor is 1 except in tests. */
+/* Creates the TUN interface ifname (none when ifname is NULL: a detached
+ * device for tests).  timer_divisor is 1 except in tests. */
 int device_new(struct wg_device **out, struct evloop *loop, const char *ifname,
 	       unsigned timer_divisor);
 /* Stops the threads, removes the interface, wipes every key. */
@@ -141,6 +142,14 @@ int handshake_queue_new(struct wg_handshake_queue **out);
 void handshake_queue_free(struct wg_handshake_queue *q);
 void *rx_thread_main(void *arg);
 void receive_handshakes(struct wg_device *dev);
+/*
+ * Classifies and processes one datagram (call under the read lock): queues a
+ * handshake message, or opens a data message in place.  Returns the length of
+ * the plaintext packet to deliver at *plain, 0 when there is none; sets *wake
+ * when the event loop has handshakes to process.
+ */
+size_t receive_datagram(struct wg_device *dev, struct aead_ctx *ctx, uint8_t *msg, size_t len,
+			const union sockaddr_inet *src, uint64_t now, uint8_t **plain, bool *wake);
 
 /* timers.c */
 void timers_tick(struct evloop *loop, struct ev_timer *timer, void *arg);

@@ -340,10 +340,9 @@ static size_t inner_admitted(struct wg_device *dev, struct wg_peer *peer, const 
 }
 
 /* Opens one data message in place; returns the plaintext length to deliver. */
-static size_t rx_data(struct rx_state *s, uint8_t *msg, size_t len, const union sockaddr_inet *src,
-		      uint64_t now, uint8_t **plain)
+static size_t rx_data(struct wg_device *dev, struct aead_ctx *ctx, uint8_t *msg, size_t len,
+		      const union sockaddr_inet *src, uint64_t now, uint8_t **plain)
 {
-	struct wg_device *dev = s->dev;
 	const struct wg_index_entry *e;
 	struct wg_keypair *kp;
 	struct wg_peer *peer;
@@ -364,7 +363,7 @@ static size_t rx_data(struct rx_state *s, uint8_t *msg, size_t len, const union 
 	counter = get_le64(msg + 8);
 	aead_nonce_from_counter(nonce, counter);
 	*plain = msg + MESSAGE_DATA_HEADER_LEN;
-	if (aead_open(s->ctx, kp->receiving_key, nonce, NULL, 0, *plain, len - MESSAGE_DATA_HEADER_LEN,
+	if (aead_open(ctx, kp->receiving_key, nonce, NULL, 0, *plain, len - MESSAGE_DATA_HEADER_LEN,
 		      *plain) < 0) {
 		atomic_fetch_add_explicit(&dev->stats.rx_invalid, 1, memory_order_relaxed);
 		return 0;
@@ -391,6 +390,28 @@ static size_t rx_data(struct rx_state *s, uint8_t *msg, size_t len, const union 
 	return inner_admitted(dev, peer, *plain, plen);
 }
 
+size_t receive_datagram(struct wg_device *dev, struct aead_ctx *ctx, uint8_t *msg, size_t len,
+			const union sockaddr_inet *src, uint64_t now, uint8_t **plain, bool *wake)
+{
+	uint32_t type;
+
+	if (len < 4)
+		goto invalid;
+	type = get_le32(msg);
+	if (type == MESSAGE_DATA && len >= MESSAGE_MINIMUM_LENGTH)
+		return rx_data(dev, ctx, msg, len, src, now, plain);
+	if (len != message_expected_len(type))
+		goto invalid;
+	if (handshake_queue_push(dev->hsq, msg, len, src))
+		*wake = true;
+	else
+		atomic_fetch_add_explicit(&dev->stats.rx_handshake_dropped, 1, memory_order_relaxed);
+	return 0;
+invalid:
+	atomic_fetch_add_explicit(&dev->stats.rx_invalid, 1, memory_order_relaxed);
+	return 0;
+}
+
 /* Processes a received batch under the read lock; returns packets for TUN. */
 static unsigned rx_process_batch(struct rx_state *s, unsigned n)
 {
@@ -401,28 +422,15 @@ static unsigned rx_process_batch(struct rx_state *s, unsigned n)
 
 	pthread_rwlock_rdlock(&dev->lock);
 	for (unsigned i = 0; i < n; i++) {
-		uint8_t *msg = s->bufs[i];
-		size_t len = s->msgs[i].msg_len;
-		uint32_t type;
 		uint8_t *plain;
 		size_t plen;
 
-		if (len < 4 || (s->msgs[i].msg_hdr.msg_flags & MSG_TRUNC))
+		if (s->msgs[i].msg_hdr.msg_flags & MSG_TRUNC)
 			continue;
-		type = get_le32(msg);
-		if (type == MESSAGE_DATA && len >= MESSAGE_MINIMUM_LENGTH) {
-			plen = rx_data(s, msg, len, &s->names[i], now, &plain);
-			if (plen)
-				s->out[out++] = (struct iovec){ .iov_base = plain, .iov_len = plen };
-		} else if (len == message_expected_len(type) && len) {
-			if (handshake_queue_push(dev->hsq, msg, len, &s->names[i]))
-				wake = true;
-			else
-				atomic_fetch_add_explicit(&dev->stats.rx_handshake_dropped, 1,
-							  memory_order_relaxed);
-		} else {
-			atomic_fetch_add_explicit(&dev->stats.rx_invalid, 1, memory_order_relaxed);
-		}
+		plen = receive_datagram(dev, s->ctx, s->bufs[i], s->msgs[i].msg_len, &s->names[i],
+					now, &plain, &wake);
+		if (plen)
+			s->out[out++] = (struct iovec){ .iov_base = plain, .iov_len = plen };
 	}
 	pthread_rwlock_unlock(&dev->lock);
 	if (wake)
