@@ -164,11 +164,11 @@ static int run(const struct options *o, struct wg_config *cfg)
 		log_error("cannot apply configuration file=%s error=\"%s\"", o->wg_config, err);
 		goto out;
 	}
-	configure_interface(dev, cfg);
 	if ((ret = uapi_server_new(&uapi, dev)) < 0)
 		goto out;
 	if ((ret = device_start(dev)) < 0)
 		goto out;
+	configure_interface(dev, cfg); /* routes need the link up */
 	log_info("interface up interface=%s port=%u peers=%zu", dev->ifname, dev->listen_port,
 		 dev->n_peers);
 	ret = evloop_run(loop);

@@ -156,7 +156,7 @@ int device_new(struct wg_device **out, struct evloop *loop, const char *ifname,
 {
 	struct wg_device *dev = calloc(1, sizeof(*dev));
 	pthread_rwlockattr_t attr;
-	int ret;
+	int ret = 0;
 
 	if (!dev)
 		return -ENOMEM;

@@ -56,6 +56,7 @@ struct wg_config {
 	 * one "FILE:LINE: Key ignored" message each, for the caller to warn. */
 	char **warnings;
 	size_t n_warnings;
+	size_t cap_warnings;
 };
 
 void wg_config_init(struct wg_config *c);
