@@ -141,7 +141,8 @@ int aead_open(struct aead_ctx *ctx, const uint8_t key[AEAD_KEY_LEN],
 	if (plen && gcry_cipher_decrypt(ctx->hd, out, plen, in == out ? NULL : in, in == out ? 0 : plen))
 		return -EIO;
 	if (gcry_cipher_checktag(ctx->hd, in + plen, AEAD_TAG_LEN)) {
-		memzero_explicit(out, plen);
+		if (plen)
+			memzero_explicit(out, plen);
 		return -EBADMSG;
 	}
 	return 0;
