@@ -43,6 +43,9 @@ FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=build/fuzz/%)
 FUZZ_SECONDS ?= 10
 
+# Keep test objects between runs.
+.SECONDARY:
+
 .PHONY: all deps check unit fuzz fuzz-smoke system demo bench clean format
 all: $(BINS)
 
@@ -91,9 +94,7 @@ system: $(BINS)
 
 check: deps
 	$(Q)$(MAKE) --no-print-directory all
-	$(Q)$(MAKE) --no-print-directory unit
-	$(Q)$(MAKE) --no-print-directory fuzz-smoke
-	$(Q)$(MAKE) --no-print-directory system
+	$(Q)tests/run-check.sh
 
 demo: deps
 	$(Q)$(MAKE) --no-print-directory all

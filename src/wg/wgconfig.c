@@ -35,8 +35,11 @@ void wg_config_free(struct wg_config *c)
 	for (size_t i = 0; i < c->n_warnings; i++)
 		free(c->warnings[i]);
 	free(c->warnings);
+	bool no_dns = c->no_dns;
+
 	memzero_explicit(c, sizeof(*c));
 	c->listen_port = -1;
+	c->no_dns = no_dns;
 }
 
 /* Grows *arr (of *cap elements of size sz) so that it holds n + 1. */
@@ -303,7 +306,7 @@ static int peer_key(struct parser *p, struct quick_state *q, const char *key, ch
 	} else if (!strcasecmp(key, "Endpoint")) {
 		if (peer->has_endpoint)
 			return fail(p, "duplicate Endpoint");
-		ret = endpoint_parse(value, true, &peer->endpoint);
+		ret = endpoint_parse(value, !p->c->no_dns, &peer->endpoint);
 		if (ret == -ENOENT)
 			return fail(p, "cannot resolve the host of Endpoint '%.64s'", value);
 		if (ret < 0)

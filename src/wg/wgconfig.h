@@ -57,6 +57,9 @@ struct wg_config {
 	char **warnings;
 	size_t n_warnings;
 	size_t cap_warnings;
+	/* Set before parsing to refuse Endpoint host names instead of resolving
+	 * them (the fuzzer must not send DNS queries). */
+	bool no_dns;
 };
 
 void wg_config_init(struct wg_config *c);
