@@ -46,7 +46,7 @@ FUZZ_SECONDS ?= 10
 # Keep test objects between runs.
 .SECONDARY:
 
-.PHONY: all deps check unit fuzz fuzz-smoke system demo bench clean format
+.PHONY: all deps check unit fuzz fuzz-smoke system system-san demo bench clean format
 all: $(BINS)
 
 $(BUILD)/%.o: %.c
@@ -91,6 +91,13 @@ fuzz-smoke: $(FUZZ_BINS)
 
 system: $(BINS)
 	$(Q)tests/run-system.sh
+
+# knitd against itself again, built with ASan + UBSan (LeakSanitizer at exit).
+system-san:
+	$(Q)$(MAKE) --no-print-directory SAN=1 all
+	$(Q)KNITD=$(CURDIR)/build/san/knitd KNIT=$(CURDIR)/build/san/knit PAIRS=knitd:knitd \
+		bash -c 'set -o pipefail; bash tests/system/wg-interop.sh | \
+			 sed -u "s/^wg-interop: /system-san: /"'
 
 check: deps
 	$(Q)$(MAKE) --no-print-directory all

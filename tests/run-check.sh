@@ -7,10 +7,13 @@ mkdir -p build
 log=build/check.log
 : >"$log"
 rc=0
-for stage in unit fuzz-smoke system; do
-	make --no-print-directory "$stage" 2>&1 | tee -a "$log"
+# Unit tests run under ASan + UBSan; the system tests once as built for
+# users, and knitd against itself once more under the sanitizers.
+for stage in "SAN=1 unit" fuzz-smoke system system-san; do
+	# shellcheck disable=SC2086  # the stage is words on purpose
+	make --no-print-directory $stage 2>&1 | tee -a "$log"
 	[[ ${PIPESTATUS[0]} -eq 0 ]] || rc=1
 done
-awk '/^(unit|fuzz-smoke|system): [0-9]+ passed, [0-9]+ failed$/ { p += $2; f += $4 }
+awk '/^(unit|fuzz-smoke|system|system-san): [0-9]+ passed, [0-9]+ failed$/ { p += $2; f += $4 }
      END { printf "check: %d passed, %d failed\n", p, f }' "$log"
 exit $rc

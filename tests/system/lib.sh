@@ -22,7 +22,7 @@ cleanup() {
 	for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null; done
 	for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null; done
 	for ns in "${NAMESPACES[@]}"; do ip netns del "$ns" 2>/dev/null; done
-	rm -rf "$TMP"
+	if [[ -n ${KEEP_TMP:-} ]]; then echo "logs kept in $TMP"; else rm -rf "$TMP"; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -59,10 +59,12 @@ bg() {
 	PIDS+=("$LAST_PID")
 }
 
+# stop_pid PID: SIGTERM, wait; its exit status is left in $STOP_STATUS.
 stop_pid() {
 	local pid=$1 i
 	kill "$pid" 2>/dev/null || true
-	wait "$pid" 2>/dev/null || true
+	STOP_STATUS=0
+	wait "$pid" 2>/dev/null || STOP_STATUS=$?
 	for i in "${!PIDS[@]}"; do
 		if [[ ${PIDS[$i]} == "$pid" ]]; then unset 'PIDS[i]'; fi
 	done
@@ -82,7 +84,16 @@ fail() { echo "FAIL $*"; FAILED=$((FAILED + 1)); }
 # check DESCRIPTION CMD...: one named assertion.
 check() { local what=$1; shift; if "$@"; then pass "$what"; else fail "$what"; fi; }
 
+# No daemon may have crashed or tripped a sanitizer, in any test.
+daemon_logs_clean() {
+	local bad
+	bad=$(grep -h -E 'AddressSanitizer|LeakSanitizer|runtime error:|Segmentation fault|panic' \
+		"$TMP"/*.log 2>/dev/null | head -n 5)
+	[[ -z $bad ]] || { echo "$bad"; return 1; }
+}
+
 summary() {
+	check "no crash or sanitizer report in any daemon's log" daemon_logs_clean
 	echo "$1: $PASSED passed, $FAILED failed"
 	[[ $FAILED -eq 0 ]]
 }

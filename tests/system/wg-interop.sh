@@ -62,9 +62,10 @@ up() {
 		start_wggo "$side" "$RUN$side" "$TMP/$side.conf" "10.9.0.$me/24" "fd09::$me/64"
 	fi
 	SIDE_PID[$side]=$LAST_PID
+	IMPL[$side]=$impl
 }
 
-declare -A SIDE_PID
+declare -A SIDE_PID IMPL
 topology() {
 	netns_add a
 	netns_add b
@@ -76,8 +77,13 @@ topology() {
 }
 
 teardown() {
-	stop_pid "${SIDE_PID[a]}"
-	stop_pid "${SIDE_PID[b]}"
+	local side
+	for side in a b; do
+		stop_pid "${SIDE_PID[$side]}"
+		if [[ ${IMPL[$side]} == knitd ]]; then
+			check "$pair: knitd ($side) exits 0 on SIGTERM" [ "$STOP_STATUS" -eq 0 ]
+		fi
+	done
 	netns_del a
 	netns_del b
 }
