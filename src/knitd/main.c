@@ -39,7 +39,8 @@ static void usage(FILE *f)
 		   "      --test-timer-divisor N  divide WireGuard's protocol timers by N (tests only)\n"
 		   "  -h, --help                  this help\n"
 		   "\n"
-		   "While it runs, wg(8) shows and changes it: wg show NAME, wg set NAME ...\n");
+		   "While it runs, wg(8) shows and changes it: wg show NAME, wg set NAME ...\n"
+		   "SIGUSR1 logs what it dropped and why; SIGINT or SIGTERM stop it.\n");
 }
 
 static int parse_options(int argc, char **argv, struct options *o)
@@ -136,6 +137,22 @@ static void configure_interface(struct wg_device *dev, const struct wg_config *c
 	}
 }
 
+/* SIGUSR1: what the device dropped and why, as one log line. */
+static void on_stats(struct evloop *loop, int signo, void *arg)
+{
+	struct wg_device_stats *st = &((struct wg_device *)arg)->stats;
+
+	log_info("stats rx_invalid=%llu rx_replayed=%llu rx_not_allowed=%llu "
+		 "rx_handshake_dropped=%llu tx_no_peer=%llu tx_no_endpoint=%llu tx_errors=%llu",
+		 (unsigned long long)atomic_load(&st->rx_invalid),
+		 (unsigned long long)atomic_load(&st->rx_replayed),
+		 (unsigned long long)atomic_load(&st->rx_not_allowed),
+		 (unsigned long long)atomic_load(&st->rx_handshake_dropped),
+		 (unsigned long long)atomic_load(&st->tx_no_peer),
+		 (unsigned long long)atomic_load(&st->tx_no_endpoint),
+		 (unsigned long long)atomic_load(&st->tx_errors));
+}
+
 static void on_signal(struct evloop *loop, int signo, void *arg)
 {
 	log_info("stopping signal=%s", strsignal(signo));
@@ -157,6 +174,7 @@ static int run(const struct options *o, struct wg_config *cfg)
 	signal(SIGPIPE, SIG_IGN);
 	if ((ret = device_new(&dev, loop, o->ifname, o->timer_divisor)) < 0)
 		goto out;
+	evloop_add_signal(loop, SIGUSR1, on_stats, dev);
 	if (cfg->mtu)
 		dev->mtu = cfg->mtu;
 	cfg->replace_peers = true;

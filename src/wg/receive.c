@@ -128,8 +128,10 @@ static bool handshake_admitted(struct wg_device *dev, const struct queued_handsh
 	enum cookie_mac_state state =
 		cookie_validate_packet(&dev->cookie_checker, h->data, h->len, &h->src, under_load);
 
-	if (state == INVALID_MAC)
+	if (state == INVALID_MAC) {
+		atomic_fetch_add_explicit(&dev->stats.rx_invalid, 1, memory_order_relaxed);
 		return false;
+	}
 	if (!under_load)
 		return true;
 	if (state == VALID_MAC_WITH_COOKIE)
@@ -180,6 +182,7 @@ static void handle_initiation(struct wg_device *dev, const struct queued_handsha
 		return;
 	ret = noise_handshake_consume_initiation(msg, &dev->identity, lookup_handshake, dev, &hs);
 	if (ret < 0) {
+		atomic_fetch_add_explicit(&dev->stats.rx_invalid, 1, memory_order_relaxed);
 		char ep[ENDPOINT_STRLEN];
 		endpoint_format(&h->src, ep, sizeof(ep));
 		log_debug("invalid handshake initiation from=%s error=\"%s\"", ep, strerror(-ret));
@@ -221,11 +224,12 @@ static void handle_response(struct wg_device *dev, const struct queued_handshake
 	if (!handshake_admitted(dev, h, under_load, msg->sender_index))
 		return;
 	e = index_table_find(&dev->index, le32toh(msg->receiver_index));
-	if (!e || e->kind != INDEX_HANDSHAKE)
+	if (!e || e->kind != INDEX_HANDSHAKE ||
+	    noise_handshake_consume_response(msg, &e->peer->handshake, &dev->identity) < 0) {
+		atomic_fetch_add_explicit(&dev->stats.rx_invalid, 1, memory_order_relaxed);
 		return;
+	}
 	peer = e->peer;
-	if (noise_handshake_consume_response(msg, &peer->handshake, &dev->identity) < 0)
-		return;
 	peer_set_endpoint(peer, &h->src);
 	note_received(peer, h->len, clock_mono_ns());
 	if (!begin_session(peer))
@@ -247,8 +251,8 @@ static void handle_cookie(struct wg_device *dev, const struct queued_handshake *
 	const struct wg_index_entry *e = index_table_find(&dev->index, le32toh(msg->receiver_index));
 
 	/* The retransmit timer sends the next initiation with mac2. */
-	if (e && cookie_message_consume(&e->peer->cookie, msg) < 0)
-		log_debug("invalid cookie reply");
+	if (!e || cookie_message_consume(&e->peer->cookie, msg) < 0)
+		atomic_fetch_add_explicit(&dev->stats.rx_invalid, 1, memory_order_relaxed);
 }
 
 /* Drains the queue the rx thread fills. Runs on the event loop. */

@@ -146,6 +146,33 @@ disallowed_source_dropped() { # FROM: a source address the receiver does not all
 	[[ $before == "$after" ]] && ping1 "$from" "$dst"
 }
 
+# hostile SIDE: garbage and forged datagrams at SIDE's knitd; it counts them
+# as invalid (SIGUSR1 logs its counters), drops them and keeps working.
+hostile() {
+	local side=$1 from=a addr=192.168.241.2 port=$PORT_B dst=10.9.0.2 count
+	[[ $side == a ]] && from=b addr=192.168.241.1 port=$PORT_A dst=10.9.0.1
+	n "$from" bash -c "
+		for i in \$(seq 1 300); do    # random bytes of random length
+			head -c \$((RANDOM % 300 + 1)) /dev/urandom >/dev/udp/$addr/$port
+		done
+		# One write per datagram: dd sends the whole block at once.
+		for i in \$(seq 1 100); do    # data messages for unknown sessions
+			{ printf '\\x04\\x00\\x00\\x00'; head -c 60 /dev/urandom; } |
+				dd bs=64 count=1 iflag=fullblock status=none >/dev/udp/$addr/$port
+		done
+		for i in \$(seq 1 100); do    # initiations with a bad mac1
+			{ printf '\\x01\\x00\\x00\\x00'; head -c 144 /dev/urandom; } |
+				dd bs=148 count=1 iflag=fullblock status=none >/dev/udp/$addr/$port
+		done"
+	pings "$from" "$dst" || return 1
+	kill -USR1 "${SIDE_PID[$side]}"
+	wait_until 3 grep -q 'stats rx_invalid' "$TMP/$RUN$side.log" || return 1
+	count=$(grep -o 'stats rx_invalid=[0-9]*' "$TMP/$RUN$side.log" | tail -n 1 | cut -d= -f2)
+	echo "    $side counted $count of 500 hostile datagrams as invalid"
+	# Random bytes could, very rarely, form a plausible header; no more.
+	((count >= 495 && count <= 500))
+}
+
 rotation_without_loss() {
 	local out changes=0 last now i
 	last=$(latest_handshake a)
@@ -183,6 +210,11 @@ for pair in $PAIRS; do
 	check "$pair: TCP B->A" iperf b 10.9.0.1
 	check "$pair: cryptokey routing drops a disallowed source A->B" disallowed_source_dropped a
 	check "$pair: cryptokey routing drops a disallowed source B->A" disallowed_source_dropped b
+	if [[ $B == knitd ]]; then
+		check "$pair: B counts and drops garbage and forged packets" hostile b
+	else
+		check "$pair: A counts and drops garbage and forged packets" hostile a
+	fi
 	check "$pair: A roams to a new port, B follows" roams a 52001
 	check "$pair: B roams to a new port, A follows" roams b 52002
 	if [[ $pair == knitd:knitd ]]; then
