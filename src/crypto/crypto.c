@@ -52,13 +52,12 @@ int x25519(uint8_t out[X25519_KEY_LEN], const uint8_t scalar[X25519_KEY_LEN],
 	memzero_explicit(k, sizeof(k));
 	if (err)
 		return -EINVAL;
-	return crypto_memeq(out, (const uint8_t[X25519_KEY_LEN]){ 0 }, X25519_KEY_LEN) ? -EINVAL
-										 : 0;
+	return crypto_memeq(out, (const uint8_t[X25519_KEY_LEN]){0}, X25519_KEY_LEN) ? -EINVAL : 0;
 }
 
 int x25519_public(uint8_t pub[X25519_KEY_LEN], const uint8_t priv[X25519_KEY_LEN])
 {
-	static const uint8_t basepoint[X25519_KEY_LEN] = { 9 };
+	static const uint8_t basepoint[X25519_KEY_LEN] = {9};
 
 	return x25519(pub, priv, basepoint);
 }
@@ -119,7 +118,8 @@ int aead_seal(struct aead_ctx *ctx, const uint8_t key[AEAD_KEY_LEN],
 
 	if (ret < 0)
 		return ret;
-	if (len && gcry_cipher_encrypt(ctx->hd, out, len, in == out ? NULL : in, in == out ? 0 : len))
+	if (len &&
+	    gcry_cipher_encrypt(ctx->hd, out, len, in == out ? NULL : in, in == out ? 0 : len))
 		return -EIO;
 	if (gcry_cipher_gettag(ctx->hd, out + len, AEAD_TAG_LEN))
 		return -EIO;
@@ -138,7 +138,8 @@ int aead_open(struct aead_ctx *ctx, const uint8_t key[AEAD_KEY_LEN],
 	plen = len - AEAD_TAG_LEN;
 	if ((ret = aead_begin(ctx, key, nonce, ad, ad_len)) < 0)
 		return ret;
-	if (plen && gcry_cipher_decrypt(ctx->hd, out, plen, in == out ? NULL : in, in == out ? 0 : plen))
+	if (plen &&
+	    gcry_cipher_decrypt(ctx->hd, out, plen, in == out ? NULL : in, in == out ? 0 : plen))
 		return -EIO;
 	if (gcry_cipher_checktag(ctx->hd, in + plen, AEAD_TAG_LEN)) {
 		if (plen)
@@ -157,6 +158,7 @@ void aead_nonce_from_counter(uint8_t nonce[AEAD_NONCE_LEN], uint64_t counter)
 
 /* --- XChaCha20-Poly1305 ----------------------------------------------------- */
 
+/* clang-format off */
 #define ROTL32(v, n) (((v) << (n)) | ((v) >> (32 - (n))))
 #define QUARTER_ROUND(a, b, c, d)                                                                  \
 	do {                                                                                       \
@@ -165,6 +167,7 @@ void aead_nonce_from_counter(uint8_t nonce[AEAD_NONCE_LEN], uint64_t counter)
 		a += b; d ^= a; d = ROTL32(d, 8);                                                  \
 		c += d; b ^= c; b = ROTL32(b, 7);                                                  \
 	} while (0)
+/* clang-format on */
 
 static uint32_t load_le32(const uint8_t *p)
 {
@@ -183,7 +186,7 @@ static void store_le32(uint8_t *p, uint32_t v)
  * addition; the output is words 0-3 and 12-15. */
 void hchacha20(uint8_t out[32], const uint8_t key[32], const uint8_t nonce[16])
 {
-	uint32_t x[16] = { 0x61707865, 0x3320646e, 0x79622d32, 0x6b206574 };
+	uint32_t x[16] = {0x61707865, 0x3320646e, 0x79622d32, 0x6b206574};
 
 	for (int i = 0; i < 8; i++)
 		x[4 + i] = load_le32(key + 4 * i);
@@ -209,7 +212,7 @@ void hchacha20(uint8_t out[32], const uint8_t key[32], const uint8_t nonce[16])
 static int xaead(bool seal, const uint8_t key[AEAD_KEY_LEN], const uint8_t nonce[XAEAD_NONCE_LEN],
 		 const uint8_t *ad, size_t ad_len, const uint8_t *in, size_t len, uint8_t *out)
 {
-	uint8_t subkey[32], n12[AEAD_NONCE_LEN] = { 0 };
+	uint8_t subkey[32], n12[AEAD_NONCE_LEN] = {0};
 	struct aead_ctx *ctx;
 	int ret;
 
@@ -260,21 +263,21 @@ static void blake2s_parts(uint8_t *out, size_t out_len, const uint8_t *key, size
 void blake2s(uint8_t *out, size_t out_len, const uint8_t *key, size_t key_len, const uint8_t *in,
 	     size_t in_len)
 {
-	blake2s_parts(out, out_len, key, key_len, (const uint8_t *const[]){ in },
-		      (const size_t[]){ in_len }, 1);
+	blake2s_parts(out, out_len, key, key_len, (const uint8_t *const[]){in},
+		      (const size_t[]){in_len}, 1);
 }
 
 void blake2s2(uint8_t out[BLAKE2S_HASH_LEN], const uint8_t *a, size_t a_len, const uint8_t *b,
 	      size_t b_len)
 {
-	blake2s_parts(out, BLAKE2S_HASH_LEN, NULL, 0, (const uint8_t *const[]){ a, b },
-		      (const size_t[]){ a_len, b_len }, 2);
+	blake2s_parts(out, BLAKE2S_HASH_LEN, NULL, 0, (const uint8_t *const[]){a, b},
+		      (const size_t[]){a_len, b_len}, 2);
 }
 
 void hmac_blake2s(uint8_t out[BLAKE2S_HASH_LEN], const uint8_t *key, size_t key_len,
 		  const uint8_t *in, size_t in_len)
 {
-	uint8_t k[BLAKE2S_BLOCK_LEN] = { 0 }, pad[BLAKE2S_BLOCK_LEN], inner[BLAKE2S_HASH_LEN];
+	uint8_t k[BLAKE2S_BLOCK_LEN] = {0}, pad[BLAKE2S_BLOCK_LEN], inner[BLAKE2S_HASH_LEN];
 
 	if (key_len > BLAKE2S_BLOCK_LEN)
 		blake2s(k, BLAKE2S_HASH_LEN, NULL, 0, key, key_len);

@@ -14,14 +14,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define X25519_KEY_LEN        32
-#define AEAD_KEY_LEN          32
-#define AEAD_NONCE_LEN        12
-#define AEAD_TAG_LEN          16
-#define XAEAD_NONCE_LEN       24
-#define BLAKE2S_HASH_LEN      32
-#define BLAKE2S_BLOCK_LEN     64
-#define BLAKE2S_MAX_KEY_LEN   32
+#define X25519_KEY_LEN	    32
+#define AEAD_KEY_LEN	    32
+#define AEAD_NONCE_LEN	    12
+#define AEAD_TAG_LEN	    16
+#define XAEAD_NONCE_LEN	    24
+#define BLAKE2S_HASH_LEN    32
+#define BLAKE2S_BLOCK_LEN   64
+#define BLAKE2S_MAX_KEY_LEN 32
 
 /* Once, before threads start.  Returns 0 or -EIO if libgcrypt is unusable. */
 int crypto_init(void);
@@ -59,8 +59,8 @@ int xaead_open(const uint8_t key[AEAD_KEY_LEN], const uint8_t nonce[XAEAD_NONCE_
 void hchacha20(uint8_t out[32], const uint8_t key[32], const uint8_t nonce[16]);
 
 /* BLAKE2s (RFC 7693), out_len 1..32, optional key of 0..32 bytes. */
-void blake2s(uint8_t *out, size_t out_len, const uint8_t *key, size_t key_len,
-	     const uint8_t *in, size_t in_len);
+void blake2s(uint8_t *out, size_t out_len, const uint8_t *key, size_t key_len, const uint8_t *in,
+	     size_t in_len);
 /* BLAKE2s over the concatenation of two inputs (Noise's HASH(a || b)). */
 void blake2s2(uint8_t out[BLAKE2S_HASH_LEN], const uint8_t *a, size_t a_len, const uint8_t *b,
 	      size_t b_len);

@@ -26,32 +26,34 @@ struct options {
 
 static void usage(FILE *f)
 {
-	fprintf(f, "Usage: knitd --interface NAME [--wg-config FILE] [options]\n"
-		   "\n"
-		   "Runs a knit node in the foreground, logging to standard error.\n"
-		   "\n"
-		   "  -i, --interface NAME        TUN interface to create (at most 15 characters)\n"
-		   "  -c, --wg-config FILE        static mode: a wg-quick(8) configuration file\n"
-		   "                              ([Interface] PrivateKey, ListenPort, Address, MTU;\n"
-		   "                              [Peer] PublicKey, PresharedKey, AllowedIPs,\n"
-		   "                              Endpoint, PersistentKeepalive)\n"
-		   "  -l, --log-level LEVEL       error, warn, info (default) or debug\n"
-		   "      --test-timer-divisor N  divide WireGuard's protocol timers by N (tests only)\n"
-		   "  -h, --help                  this help\n"
-		   "\n"
-		   "While it runs, wg(8) shows and changes it: wg show NAME, wg set NAME ...\n"
-		   "SIGUSR1 logs what it dropped and why; SIGINT or SIGTERM stop it.\n");
+	fprintf(f,
+		"Usage: knitd --interface NAME [--wg-config FILE] [options]\n"
+		"\n"
+		"Runs a knit node in the foreground, logging to standard error.\n"
+		"\n"
+		"  -i, --interface NAME        TUN interface to create (at most 15 characters)\n"
+		"  -c, --wg-config FILE        static mode: a wg-quick(8) configuration file\n"
+		"                              ([Interface] PrivateKey, ListenPort, Address, MTU;\n"
+		"                              [Peer] PublicKey, PresharedKey, AllowedIPs,\n"
+		"                              Endpoint, PersistentKeepalive)\n"
+		"  -l, --log-level LEVEL       error, warn, info (default) or debug\n"
+		"      --test-timer-divisor N  divide WireGuard's protocol timers by N (tests "
+		"only)\n"
+		"  -h, --help                  this help\n"
+		"\n"
+		"While it runs, wg(8) shows and changes it: wg show NAME, wg set NAME ...\n"
+		"SIGUSR1 logs what it dropped and why; SIGINT or SIGTERM stop it.\n");
 }
 
 static int parse_options(int argc, char **argv, struct options *o)
 {
 	static const struct option longopts[] = {
-		{ "interface", required_argument, NULL, 'i' },
-		{ "wg-config", required_argument, NULL, 'c' },
-		{ "log-level", required_argument, NULL, 'l' },
-		{ "test-timer-divisor", required_argument, NULL, 'T' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 },
+		{"interface", required_argument, NULL, 'i'},
+		{"wg-config", required_argument, NULL, 'c'},
+		{"log-level", required_argument, NULL, 'l'},
+		{"test-timer-divisor", required_argument, NULL, 'T'},
+		{"help", no_argument, NULL, 'h'},
+		{0},
 	};
 	enum log_level level;
 	char *end;
@@ -117,7 +119,8 @@ static void configure_interface(struct wg_device *dev, const struct wg_config *c
 		ret = netlink_addr_add(dev->ifindex, &cfg->addresses[i]);
 		prefix_format(&cfg->addresses[i], pfx, sizeof(pfx));
 		if (ret < 0)
-			log_error("cannot add address address=%s error=\"%s\"", pfx, strerror(-ret));
+			log_error("cannot add address address=%s error=\"%s\"", pfx,
+				  strerror(-ret));
 	}
 	for (size_t i = 0; i < cfg->n_peers; i++) {
 		const struct wg_peer_config *pc = &cfg->peers[i];
@@ -200,7 +203,7 @@ out:
 int main(int argc, char **argv)
 {
 	char err[WGCONFIG_ERR_LEN] = "";
-	struct options o = { 0 };
+	struct options o = {0};
 	struct wg_config cfg;
 	int ret;
 

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const uint8_t v4_mapped_prefix[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+static const uint8_t v4_mapped_prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
 
 /* A decimal number 0..max, the whole string. */
 static int parse_uint(const char *s, unsigned long max, unsigned long *out)
@@ -91,7 +91,7 @@ bool prefix_contains(const struct ip_prefix *p, int family, const void *addr)
 
 static int resolve(const char *host, uint16_t port, union sockaddr_inet *out)
 {
-	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_DGRAM };
+	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_DGRAM};
 	struct addrinfo *res;
 
 	if (getaddrinfo(host, NULL, &hints, &res) != 0)
@@ -165,7 +165,7 @@ void endpoint_unmap(const union sockaddr_inet *in, union sockaddr_inet *out)
 {
 	if (in->sa.sa_family == AF_INET6 &&
 	    !memcmp(in->in6.sin6_addr.s6_addr, v4_mapped_prefix, sizeof(v4_mapped_prefix))) {
-		union sockaddr_inet v4 = { 0 };
+		union sockaddr_inet v4 = {0};
 		v4.in.sin_family = AF_INET;
 		v4.in.sin_port = in->in6.sin6_port;
 		memcpy(&v4.in.sin_addr, in->in6.sin6_addr.s6_addr + 12, 4);
@@ -179,7 +179,7 @@ void endpoint_unmap(const union sockaddr_inet *in, union sockaddr_inet *out)
 void endpoint_to_v6(const union sockaddr_inet *in, union sockaddr_inet *out)
 {
 	if (in->sa.sa_family == AF_INET) {
-		union sockaddr_inet v6 = { 0 };
+		union sockaddr_inet v6 = {0};
 		v6.in6.sin6_family = AF_INET6;
 		v6.in6.sin6_port = in->in.sin_port;
 		memcpy(v6.in6.sin6_addr.s6_addr, v4_mapped_prefix, sizeof(v4_mapped_prefix));
@@ -223,7 +223,8 @@ bool endpoint_equal(const union sockaddr_inet *a, const union sockaddr_inet *b)
 	if (x.sa.sa_family != y.sa.sa_family)
 		return false;
 	if (x.sa.sa_family == AF_INET)
-		return x.in.sin_port == y.in.sin_port && x.in.sin_addr.s_addr == y.in.sin_addr.s_addr;
+		return x.in.sin_port == y.in.sin_port &&
+		       x.in.sin_addr.s_addr == y.in.sin_addr.s_addr;
 	if (x.sa.sa_family == AF_INET6)
 		return x.in6.sin6_port == y.in6.sin6_port &&
 		       x.in6.sin6_scope_id == y.in6.sin6_scope_id &&

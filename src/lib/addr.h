@@ -25,7 +25,7 @@ struct ip_prefix {
 	} addr;
 };
 
-#define PREFIX_STRLEN   (INET6_ADDRSTRLEN + 4)
+#define PREFIX_STRLEN	(INET6_ADDRSTRLEN + 4)
 #define ENDPOINT_STRLEN (INET6_ADDRSTRLEN + 16)
 
 /*

@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define KEY_LEN        32
+#define KEY_LEN	       32
 #define KEY_BASE64_LEN 44 /* without the NUL */
 #define KEY_HEX_LEN    64 /* without the NUL */
 

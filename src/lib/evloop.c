@@ -159,7 +159,7 @@ static int next_timeout_ms(struct evloop *l)
 
 int evloop_add_fd(struct evloop *l, int fd, uint32_t events, ev_fd_cb cb, void *arg)
 {
-	struct epoll_event ev = { .events = events };
+	struct epoll_event ev = {.events = events};
 
 	if (fd < 0)
 		return -EBADF;
@@ -189,7 +189,7 @@ int evloop_add_fd(struct evloop *l, int fd, uint32_t events, ev_fd_cb cb, void *
 
 int evloop_mod_fd(struct evloop *l, int fd, uint32_t events)
 {
-	struct epoll_event ev = { .events = events };
+	struct epoll_event ev = {.events = events};
 
 	if (fd < 0 || (size_t)fd >= l->n_fds || !l->fds[fd].used)
 		return -ENOENT;

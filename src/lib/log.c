@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 static _Atomic int current_level = LOG_LEVEL_INFO;
-static const char *const level_names[] = { "error", "warn", "info", "debug" };
+static const char *const level_names[] = {"error", "warn", "info", "debug"};
 
 void log_set_level(enum log_level level)
 {
@@ -36,7 +36,7 @@ int log_parse_level(const char *name, enum log_level *out)
 
 void log_msg(enum log_level level, const char *fmt, ...)
 {
-	static const char *const tags[] = { "ERROR", "WARN", "INFO", "DEBUG" };
+	static const char *const tags[] = {"ERROR", "WARN", "INFO", "DEBUG"};
 	char line[1024];
 	struct timespec ts;
 	struct tm tm;

@@ -90,8 +90,8 @@ static void level_put(const struct allowedips *t, struct allowedips_level *l, co
 
 static int level_grow(const struct allowedips *t, struct allowedips_level *l, unsigned len)
 {
-	struct allowedips_level bigger = { .capacity = l->capacity ? l->capacity * 2
-								   : LEVEL_MIN_CAPACITY };
+	struct allowedips_level bigger = {.capacity = l->capacity ? l->capacity * 2
+								  : LEVEL_MIN_CAPACITY};
 
 	bigger.slots = calloc(bigger.capacity, sizeof(*bigger.slots));
 	if (!bigger.slots)
@@ -140,7 +140,7 @@ int allowedips_insert(struct allowedips *t, const struct ip_prefix *p, void *pee
 	struct allowedips_family *f = family_of(t, p->family);
 	struct allowedips_level *l;
 	struct allowedips_entry *e;
-	uint8_t key[16] = { 0 };
+	uint8_t key[16] = {0};
 
 	if (!f || !peer || p->bits > f->addr_len * 8)
 		return -EINVAL;
@@ -168,7 +168,7 @@ int allowedips_remove(struct allowedips *t, const struct ip_prefix *p, void *pee
 	struct allowedips_family *f = family_of(t, p->family);
 	struct allowedips_level *l;
 	struct allowedips_entry *e;
-	uint8_t key[16] = { 0 };
+	uint8_t key[16] = {0};
 
 	if (!f || p->bits > f->addr_len * 8 || !(l = f->levels[p->bits]) || !l->count)
 		return -ENOENT;
@@ -224,7 +224,7 @@ static int family_walk(const struct allowedips_family *f, int family,
 	for (unsigned bits = 0; bits <= f->addr_len * 8; bits++) {
 		const struct allowedips_level *l = f->levels[bits];
 		for (uint32_t i = 0; l && i < l->capacity; i++) {
-			struct ip_prefix p = { .family = family, .bits = (uint8_t)bits };
+			struct ip_prefix p = {.family = family, .bits = (uint8_t)bits};
 			int ret;
 			if (!l->slots[i].peer)
 				continue;

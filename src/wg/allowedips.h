@@ -22,7 +22,7 @@
 
 struct allowedips_entry {
 	uint8_t key[16]; /* masked address, network order */
-	void *peer;      /* NULL: empty slot */
+	void *peer;	 /* NULL: empty slot */
 };
 
 struct allowedips_level {
@@ -33,7 +33,7 @@ struct allowedips_level {
 
 struct allowedips_family {
 	struct allowedips_level *levels[129]; /* by prefix length */
-	uint8_t order[129];                   /* lengths in use, longest first */
+	uint8_t order[129];		      /* lengths in use, longest first */
 	unsigned n_levels;
 	unsigned addr_len; /* 4 or 16 */
 };

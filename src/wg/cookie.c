@@ -55,7 +55,8 @@ static void make_cookie(uint8_t cookie[COOKIE_LEN], struct cookie_checker *c,
 	uint8_t data[18];
 	size_t len;
 
-	if (!c->secret_birth_ns || now - c->secret_birth_ns > COOKIE_SECRET_MAX_AGE_MS * NSEC_PER_MSEC) {
+	if (!c->secret_birth_ns ||
+	    now - c->secret_birth_ns > COOKIE_SECRET_MAX_AGE_MS * NSEC_PER_MSEC) {
 		random_bytes(c->secret, sizeof(c->secret));
 		c->secret_birth_ns = now;
 	}

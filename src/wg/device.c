@@ -59,7 +59,8 @@ static int peer_hash_grow(struct wg_device *dev)
 }
 
 /* Called with the write lock held. */
-static struct wg_peer *device_add_peer(struct wg_device *dev, const uint8_t key[NOISE_PUBLIC_KEY_LEN])
+static struct wg_peer *device_add_peer(struct wg_device *dev,
+				       const uint8_t key[NOISE_PUBLIC_KEY_LEN])
 {
 	struct wg_peer *peer;
 	uint32_t h;
@@ -182,7 +183,8 @@ int device_new(struct wg_device **out, struct evloop *loop, const char *ifname,
 	*out = dev;
 	if (!dev->peer_hash || (ret = index_table_init(&dev->index)) < 0 ||
 	    (ret = ratelimiter_new(&dev->ratelimiter)) < 0 ||
-	    (ret = handshake_queue_new(&dev->hsq)) < 0 || (ret = aead_ctx_new(&dev->loop_aead)) < 0 ||
+	    (ret = handshake_queue_new(&dev->hsq)) < 0 ||
+	    (ret = aead_ctx_new(&dev->loop_aead)) < 0 ||
 	    (ret = evloop_add_wakeup(loop, on_wakeup, dev, &dev->wakeup)) < 0)
 		goto fail;
 	dev->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -318,8 +320,8 @@ static void set_private_key(struct wg_device *dev, const uint8_t key[NOISE_PUBLI
 	} else {
 		memcpy(dev->identity.static_private, key, NOISE_PUBLIC_KEY_LEN);
 		x25519_clamp(dev->identity.static_private);
-		dev->identity.has_identity =
-			x25519_public(dev->identity.static_public, dev->identity.static_private) == 0;
+		dev->identity.has_identity = x25519_public(dev->identity.static_public,
+							   dev->identity.static_private) == 0;
 	}
 	cookie_checker_init(&dev->cookie_checker, dev->identity.static_public);
 	/* A peer with our own public key makes no sense (as in Linux). */
@@ -389,8 +391,8 @@ int device_apply(struct wg_device *dev, const struct wg_config *cfg, char *err, 
 	size_t n_keepalive = 0;
 	int ret = 0;
 
-	if (cfg->listen_port >= 0 && (cfg->listen_port != dev->listen_port ||
-				      atomic_load(&dev->udp_fd) < 0)) {
+	if (cfg->listen_port >= 0 &&
+	    (cfg->listen_port != dev->listen_port || atomic_load(&dev->udp_fd) < 0)) {
 		ret = device_rebind(dev, (uint16_t)cfg->listen_port);
 		if (ret < 0) {
 			snprintf(err, err_len, "cannot listen on port %d: %s", cfg->listen_port,
@@ -442,7 +444,7 @@ static int collect_prefix(void *ctx, const struct ip_prefix *p, void *peer)
 {
 	struct prefix_list *l = ctx;
 
-	l->items[l->n] = (struct owned_prefix){ .peer = peer, .prefix = *p, .order = l->n };
+	l->items[l->n] = (struct owned_prefix){.peer = peer, .prefix = *p, .order = l->n};
 	l->n++;
 	return 0;
 }
@@ -461,7 +463,7 @@ static void format_peer(struct buf *out, struct wg_peer *p, const struct prefix_
 	char hex[KEY_HEX_LEN + 1], ep[ENDPOINT_STRLEN];
 	union sockaddr_inet endpoint;
 	uint64_t wall = atomic_load(&p->last_handshake_wall_ns);
-	struct owned_prefix key = { .peer = p };
+	struct owned_prefix key = {.peer = p};
 	size_t lo = 0, hi = l->n;
 
 	key_to_hex(hex, p->public_key);
@@ -496,7 +498,7 @@ static void format_peer(struct buf *out, struct wg_peer *p, const struct prefix_
 
 int device_uapi_get(struct wg_device *dev, struct buf *out)
 {
-	struct prefix_list l = { 0 };
+	struct prefix_list l = {0};
 	char hex[KEY_HEX_LEN + 1];
 
 	/* The event loop is the only writer: reading needs no lock. */

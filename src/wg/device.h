@@ -51,11 +51,11 @@ struct wg_timers_config {
 struct wg_handshake_queue; /* receive.c */
 
 struct wg_device_stats {
-	_Atomic uint64_t rx_invalid;      /* unparseable, unknown index, bad tag */
+	_Atomic uint64_t rx_invalid; /* unparseable, unknown index, bad tag */
 	_Atomic uint64_t rx_replayed;
-	_Atomic uint64_t rx_not_allowed;  /* inner source not allowed for the peer */
+	_Atomic uint64_t rx_not_allowed; /* inner source not allowed for the peer */
 	_Atomic uint64_t rx_handshake_dropped;
-	_Atomic uint64_t tx_no_peer;      /* no allowed IP matched */
+	_Atomic uint64_t tx_no_peer; /* no allowed IP matched */
 	_Atomic uint64_t tx_no_endpoint;
 	_Atomic uint64_t tx_errors;
 };
@@ -82,7 +82,7 @@ struct wg_device {
 	/* UDP: a dual-stack socket. The data path loads udp_fd once per batch. */
 	_Atomic int udp_fd;
 	_Atomic int rx_fd_in_use; /* what the rx thread may be blocked on */
-	int retired_fd;           /* closed once rx has moved off it */
+	int retired_fd;		  /* closed once rx has moved off it */
 	uint16_t listen_port;
 	uint32_t fwmark;
 

@@ -87,7 +87,7 @@ static int table_rehash(struct wg_index_table *t)
 int index_table_add(struct wg_index_table *t, enum wg_index_kind kind, struct wg_peer *peer,
 		    struct wg_keypair *kp, uint32_t *out)
 {
-	struct wg_index_entry e = { .kind = kind, .peer = peer, .keypair = kp };
+	struct wg_index_entry e = {.kind = kind, .peer = peer, .keypair = kp};
 	int ret;
 
 	if ((t->dirty + 1) * 2 > t->capacity && (ret = table_rehash(t)) < 0)
@@ -182,8 +182,7 @@ void keypairs_add(struct wg_keypairs *kps, struct wg_keypair *kp, struct wg_inde
 	}
 }
 
-bool keypairs_confirm_next(struct wg_keypairs *kps, struct wg_keypair *kp,
-			   struct wg_index_table *t)
+bool keypairs_confirm_next(struct wg_keypairs *kps, struct wg_keypair *kp, struct wg_index_table *t)
 {
 	if (!kp || kps->next != kp)
 		return false;

@@ -56,7 +56,7 @@ struct wg_index_entry {
 struct wg_index_table {
 	struct wg_index_entry *slots;
 	uint32_t capacity;
-	uint32_t used;  /* live entries */
+	uint32_t used;	/* live entries */
 	uint32_t dirty; /* live + tombstones */
 };
 

@@ -18,18 +18,18 @@ enum {
 };
 
 /* Protocol constants; timers scale them (a test-only divisor). */
-#define REKEY_AFTER_MESSAGES  (1ULL << 60)
-#define REJECT_AFTER_MESSAGES (UINT64_MAX - (1ULL << 13))
-#define REKEY_TIMEOUT_MS      5000ULL
+#define REKEY_AFTER_MESSAGES	    (1ULL << 60)
+#define REJECT_AFTER_MESSAGES	    (UINT64_MAX - (1ULL << 13))
+#define REKEY_TIMEOUT_MS	    5000ULL
 #define REKEY_TIMEOUT_JITTER_MAX_MS 334ULL
-#define KEEPALIVE_TIMEOUT_MS  10000ULL
-#define REKEY_AFTER_TIME_MS   120000ULL
-#define REJECT_AFTER_TIME_MS  180000ULL
-#define REKEY_ATTEMPT_TIME_MS 90000ULL
-#define COOKIE_SECRET_MAX_AGE_MS 120000ULL
-#define COOKIE_SECRET_LATENCY_MS 5000ULL
-#define INITIATIONS_PER_SECOND 50
-#define MAX_TIMER_HANDSHAKES  (REKEY_ATTEMPT_TIME_MS / REKEY_TIMEOUT_MS)
+#define KEEPALIVE_TIMEOUT_MS	    10000ULL
+#define REKEY_AFTER_TIME_MS	    120000ULL
+#define REJECT_AFTER_TIME_MS	    180000ULL
+#define REKEY_ATTEMPT_TIME_MS	    90000ULL
+#define COOKIE_SECRET_MAX_AGE_MS    120000ULL
+#define COOKIE_SECRET_LATENCY_MS    5000ULL
+#define INITIATIONS_PER_SECOND	    50
+#define MAX_TIMER_HANDSHAKES	    (REKEY_ATTEMPT_TIME_MS / REKEY_TIMEOUT_MS)
 
 enum message_type {
 	MESSAGE_INVALID = 0,
@@ -81,9 +81,9 @@ struct message_data {
 	uint8_t encrypted_data[];
 } __attribute__((packed));
 
-#define MESSAGE_DATA_HEADER_LEN  ((size_t)sizeof(struct message_data))
+#define MESSAGE_DATA_HEADER_LEN	 ((size_t)sizeof(struct message_data))
 #define MESSAGE_PADDING_MULTIPLE 16
-#define MESSAGE_MINIMUM_LENGTH   (MESSAGE_DATA_HEADER_LEN + NOISE_AUTHTAG_LEN)
+#define MESSAGE_MINIMUM_LENGTH	 (MESSAGE_DATA_HEADER_LEN + NOISE_AUTHTAG_LEN)
 
 _Static_assert(sizeof(struct message_handshake_initiation) == 148, "initiation size");
 _Static_assert(sizeof(struct message_handshake_response) == 92, "response size");

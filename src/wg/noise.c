@@ -67,7 +67,8 @@ static void mix_hash(uint8_t hash[NOISE_HASH_LEN], const uint8_t *src, size_t le
 
 /* ck, key = KDF2(ck, DH(private, public)) (key may be NULL: KDF1). */
 static bool mix_dh(uint8_t chaining_key[NOISE_HASH_LEN], uint8_t *key,
-		   const uint8_t private[NOISE_PUBLIC_KEY_LEN], const uint8_t public[NOISE_PUBLIC_KEY_LEN])
+		   const uint8_t private[NOISE_PUBLIC_KEY_LEN],
+		   const uint8_t public[NOISE_PUBLIC_KEY_LEN])
 {
 	uint8_t dh[NOISE_PUBLIC_KEY_LEN];
 	bool ok = x25519(dh, private, public) == 0;
@@ -90,7 +91,8 @@ static bool mix_precomputed_dh(uint8_t chaining_key[NOISE_HASH_LEN], uint8_t *ke
 }
 
 static void mix_psk(uint8_t chaining_key[NOISE_HASH_LEN], uint8_t hash[NOISE_HASH_LEN],
-		    uint8_t key[NOISE_SYMMETRIC_KEY_LEN], const uint8_t psk[NOISE_SYMMETRIC_KEY_LEN])
+		    uint8_t key[NOISE_SYMMETRIC_KEY_LEN],
+		    const uint8_t psk[NOISE_SYMMETRIC_KEY_LEN])
 {
 	uint8_t temp_hash[NOISE_HASH_LEN];
 
@@ -109,7 +111,8 @@ static void handshake_start(uint8_t chaining_key[NOISE_HASH_LEN], uint8_t hash[N
 }
 
 static bool message_encrypt(uint8_t *dst, const uint8_t *src, size_t len,
-			    const uint8_t key[NOISE_SYMMETRIC_KEY_LEN], uint8_t hash[NOISE_HASH_LEN])
+			    const uint8_t key[NOISE_SYMMETRIC_KEY_LEN],
+			    uint8_t hash[NOISE_HASH_LEN])
 {
 	static const uint8_t nonce[AEAD_NONCE_LEN];
 	struct aead_ctx *ctx = aead();
@@ -121,13 +124,14 @@ static bool message_encrypt(uint8_t *dst, const uint8_t *src, size_t len,
 }
 
 static bool message_decrypt(uint8_t *dst, const uint8_t *src, size_t len,
-			    const uint8_t key[NOISE_SYMMETRIC_KEY_LEN], uint8_t hash[NOISE_HASH_LEN])
+			    const uint8_t key[NOISE_SYMMETRIC_KEY_LEN],
+			    uint8_t hash[NOISE_HASH_LEN])
 {
 	static const uint8_t nonce[AEAD_NONCE_LEN];
 	struct aead_ctx *ctx = aead();
 
-	if (!ctx || aead_open(ctx, key, nonce, hash, NOISE_HASH_LEN, src, len + NOISE_AUTHTAG_LEN,
-			      dst) < 0)
+	if (!ctx ||
+	    aead_open(ctx, key, nonce, hash, NOISE_HASH_LEN, src, len + NOISE_AUTHTAG_LEN, dst) < 0)
 		return false;
 	mix_hash(hash, src, len + NOISE_AUTHTAG_LEN);
 	return true;

@@ -60,7 +60,8 @@ void noise_handshake_init(struct noise_handshake *hs, const struct noise_static_
 			  const uint8_t psk[NOISE_SYMMETRIC_KEY_LEN]);
 /* After the local private key changed. */
 void noise_handshake_precompute(struct noise_handshake *hs, const struct noise_static_identity *id);
-void noise_handshake_set_psk(struct noise_handshake *hs, const uint8_t psk[NOISE_SYMMETRIC_KEY_LEN]);
+void noise_handshake_set_psk(struct noise_handshake *hs,
+			     const uint8_t psk[NOISE_SYMMETRIC_KEY_LEN]);
 /* Wipes ephemeral state and returns to HANDSHAKE_ZEROED (keeps keys, timestamp). */
 void noise_handshake_clear(struct noise_handshake *hs);
 /* Wipes everything (peer removal). */
@@ -72,8 +73,8 @@ int noise_handshake_create_initiation(struct message_handshake_initiation *dst,
 				      const struct noise_static_identity *id, uint32_t local_index);
 
 /* Finds the handshake of the peer with this static key, or NULL. */
-typedef struct noise_handshake *(*noise_lookup_fn)(void *ctx,
-						   const uint8_t remote_static[NOISE_PUBLIC_KEY_LEN]);
+typedef struct noise_handshake *(*noise_lookup_fn)(
+	void *ctx, const uint8_t remote_static[NOISE_PUBLIC_KEY_LEN]);
 
 /*
  * Responder: decrypts the initiator's static key, finds its peer with lookup,

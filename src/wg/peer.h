@@ -50,20 +50,20 @@ struct wg_peer {
 	/* Timer inputs written by data-path threads (clock_mono_ns, 0 = none). */
 	_Atomic uint64_t data_recv_unanswered_ns; /* first data in since we last sent */
 	_Atomic uint64_t data_sent_unanswered_ns; /* first data out since we last heard */
-	_Atomic uint64_t last_traversal_ns;       /* any authenticated packet, either way */
-	_Atomic uint64_t last_sent_ns;            /* any packet we sent */
-	_Atomic bool want_handshake;              /* data path asks for a (re)key */
-	_Atomic bool next_confirmed;              /* data arrived on keypairs.next */
+	_Atomic uint64_t last_traversal_ns;	  /* any authenticated packet, either way */
+	_Atomic uint64_t last_sent_ns;		  /* any packet we sent */
+	_Atomic bool want_handshake;		  /* data path asks for a (re)key */
+	_Atomic bool next_confirmed;		  /* data arrived on keypairs.next */
 	_Atomic bool in_work_queue;
 	struct wg_peer *work_next; /* device work list, under its work_lock */
-	bool has_handshake_index; /* handshake.local_index is in the index table */
+	bool has_handshake_index;  /* handshake.local_index is in the index table */
 
 	/* Event-loop-only timer state. */
-	uint64_t handshake_sent_ns;     /* our last initiation, 0 = none pending */
+	uint64_t handshake_sent_ns;	/* our last initiation, 0 = none pending */
 	uint64_t handshake_retry_at_ns; /* when to retransmit it */
 	unsigned handshake_attempts;
-	uint64_t session_derived_ns;    /* for zeroing keys after 3 x reject */
-	uint16_t persistent_keepalive;  /* seconds, 0 = off */
+	uint64_t session_derived_ns;   /* for zeroing keys after 3 x reject */
+	uint16_t persistent_keepalive; /* seconds, 0 = off */
 
 	/* Staged plaintext while there is no session (event loop + TX, staged_lock). */
 	pthread_mutex_t staged_lock;

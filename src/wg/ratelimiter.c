@@ -13,10 +13,10 @@
 #include "crypto/crypto.h"
 #include "lib/clock.h"
 
-#define TABLE_SIZE   (RATELIMITER_MAX_ENTRIES * 2) /* load at most 1/2 */
-#define PACKET_COST  (NSEC_PER_SEC / RATELIMITER_PACKETS_PER_SECOND)
-#define TOKEN_MAX    (PACKET_COST * RATELIMITER_PACKETS_BURSTABLE)
-#define IDLE_NS      NSEC_PER_SEC
+#define TABLE_SIZE  (RATELIMITER_MAX_ENTRIES * 2) /* load at most 1/2 */
+#define PACKET_COST (NSEC_PER_SEC / RATELIMITER_PACKETS_PER_SECOND)
+#define TOKEN_MAX   (PACKET_COST * RATELIMITER_PACKETS_BURSTABLE)
+#define IDLE_NS	    NSEC_PER_SEC
 
 struct bucket {
 	uint8_t key[9]; /* family byte + IPv4 address or IPv6 /64 */

@@ -248,7 +248,8 @@ static void handle_response(struct wg_device *dev, const struct queued_handshake
 static void handle_cookie(struct wg_device *dev, const struct queued_handshake *h)
 {
 	const struct message_handshake_cookie *msg = (const void *)h->data;
-	const struct wg_index_entry *e = index_table_find(&dev->index, le32toh(msg->receiver_index));
+	const struct wg_index_entry *e =
+		index_table_find(&dev->index, le32toh(msg->receiver_index));
 
 	/* The retransmit timer sends the next initiation with mac2. */
 	if (!e || cookie_message_consume(&e->peer->cookie, msg) < 0)
@@ -382,9 +383,9 @@ static size_t rx_data(struct wg_device *dev, struct aead_ctx *ctx, uint8_t *msg,
 	if (peer_get_endpoint(peer, &cur), !endpoint_equal(&cur, src))
 		peer_set_endpoint(peer, src); /* roaming */
 	note_received(peer, len, now);
-	if (kp->initiator && now - kp->birth_ns > dev->timers.reject_after_ns -
-							  dev->timers.keepalive_ns -
-							  dev->timers.rekey_timeout_ns &&
+	if (kp->initiator &&
+	    now - kp->birth_ns > dev->timers.reject_after_ns - dev->timers.keepalive_ns -
+					 dev->timers.rekey_timeout_ns &&
 	    !atomic_exchange(&peer->want_handshake, true))
 		device_queue_work(dev, peer);
 	if (plen == 0)
@@ -409,7 +410,8 @@ size_t receive_datagram(struct wg_device *dev, struct aead_ctx *ctx, uint8_t *ms
 	if (handshake_queue_push(dev->hsq, msg, len, src))
 		*wake = true;
 	else
-		atomic_fetch_add_explicit(&dev->stats.rx_handshake_dropped, 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(&dev->stats.rx_handshake_dropped, 1,
+					  memory_order_relaxed);
 	return 0;
 invalid:
 	atomic_fetch_add_explicit(&dev->stats.rx_invalid, 1, memory_order_relaxed);
@@ -434,7 +436,7 @@ static unsigned rx_process_batch(struct rx_state *s, unsigned n)
 		plen = receive_datagram(dev, s->ctx, s->bufs[i], s->msgs[i].msg_len, &s->names[i],
 					now, &plain, &wake);
 		if (plen)
-			s->out[out++] = (struct iovec){ .iov_base = plain, .iov_len = plen };
+			s->out[out++] = (struct iovec){.iov_base = plain, .iov_len = plen};
 	}
 	pthread_rwlock_unlock(&dev->lock);
 	if (wake)
@@ -466,7 +468,7 @@ void *rx_thread_main(void *arg)
 
 		atomic_store(&dev->rx_fd_in_use, fd);
 		for (unsigned i = 0; i < RX_BATCH; i++) {
-			s->iovs[i] = (struct iovec){ .iov_base = s->bufs[i], .iov_len = RX_BUF_SIZE };
+			s->iovs[i] = (struct iovec){.iov_base = s->bufs[i], .iov_len = RX_BUF_SIZE};
 			s->msgs[i].msg_hdr = (struct msghdr){
 				.msg_name = &s->names[i],
 				.msg_namelen = sizeof(s->names[i]),

@@ -10,8 +10,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define REPLAY_BITS_TOTAL   8192
-#define REPLAY_WINDOW_SIZE  (REPLAY_BITS_TOTAL - 64)
+#define REPLAY_BITS_TOTAL  8192
+#define REPLAY_WINDOW_SIZE (REPLAY_BITS_TOTAL - 64)
 
 struct replay_counter {
 	uint64_t counter; /* next expected counter: greatest seen + 1 */

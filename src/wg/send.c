@@ -16,8 +16,8 @@
 #include "lib/log.h"
 #include "wg/device.h"
 
-#define TX_BATCH     64
-#define TX_BUF_SIZE  (MESSAGE_DATA_HEADER_LEN + 65535 + NOISE_AUTHTAG_LEN + MESSAGE_PADDING_MULTIPLE)
+#define TX_BATCH    64
+#define TX_BUF_SIZE (MESSAGE_DATA_HEADER_LEN + 65535 + NOISE_AUTHTAG_LEN + MESSAGE_PADDING_MULTIPLE)
 
 static inline void put_le32(void *p, uint32_t v)
 {
@@ -34,15 +34,15 @@ static inline void put_le64(void *p, uint64_t v)
 /* Plaintext is padded to a multiple of 16, but never past the MTU. */
 static size_t padded_len(size_t len, int mtu)
 {
-	size_t padded = (len + MESSAGE_PADDING_MULTIPLE - 1) & ~(size_t)(MESSAGE_PADDING_MULTIPLE - 1);
+	size_t padded =
+		(len + MESSAGE_PADDING_MULTIPLE - 1) & ~(size_t)(MESSAGE_PADDING_MULTIPLE - 1);
 
 	if (mtu > 0 && len <= (size_t)mtu && padded > (size_t)mtu)
 		padded = (size_t)mtu;
 	return padded;
 }
 
-static bool keypair_can_send(const struct wg_device *dev, const struct wg_keypair *kp,
-			     uint64_t now)
+static bool keypair_can_send(const struct wg_device *dev, const struct wg_keypair *kp, uint64_t now)
 {
 	return kp && now - kp->birth_ns < dev->timers.reject_after_ns &&
 	       atomic_load_explicit(&kp->sending_counter, memory_order_relaxed) <
@@ -252,8 +252,8 @@ static const uint8_t *inner_destination(const uint8_t *pkt, size_t len, int *fam
 static unsigned tx_read_batch(struct tx_state *s)
 {
 	struct wg_device *dev = s->dev;
-	struct pollfd pfd[2] = { { .fd = dev->tun_fd, .events = POLLIN },
-				 { .fd = dev->stop_efd, .events = POLLIN } };
+	struct pollfd pfd[2] = {{.fd = dev->tun_fd, .events = POLLIN},
+				{.fd = dev->stop_efd, .events = POLLIN}};
 	unsigned n = 0;
 
 	if (poll(pfd, 2, 1000) <= 0 || (pfd[1].revents & POLLIN))
@@ -283,7 +283,8 @@ static unsigned tx_seal_batch(struct tx_state *s, unsigned n)
 		uint8_t *pkt = s->bufs[i] + MESSAGE_DATA_HEADER_LEN;
 		int family;
 		const uint8_t *dst = inner_destination(pkt, s->lens[i], &family);
-		struct wg_peer *peer = dst ? allowedips_lookup(&dev->allowedips, family, dst) : NULL;
+		struct wg_peer *peer =
+			dst ? allowedips_lookup(&dev->allowedips, family, dst) : NULL;
 		struct wg_keypair *kp;
 		size_t mlen;
 
@@ -308,7 +309,8 @@ static unsigned tx_seal_batch(struct tx_state *s, unsigned n)
 			continue;
 		}
 		if (!run_has_ep) {
-			atomic_fetch_add_explicit(&dev->stats.tx_no_endpoint, 1, memory_order_relaxed);
+			atomic_fetch_add_explicit(&dev->stats.tx_no_endpoint, 1,
+						  memory_order_relaxed);
 			continue;
 		}
 		mlen = seal_data(dev, s->ctx, kp, s->bufs[i], s->lens[i]);
@@ -317,7 +319,7 @@ static unsigned tx_seal_batch(struct tx_state *s, unsigned n)
 		keep_key_fresh(dev, peer, kp, now);
 		run_bytes += mlen;
 		s->names[out] = run_ep;
-		s->iovs[out] = (struct iovec){ .iov_base = s->bufs[i], .iov_len = mlen };
+		s->iovs[out] = (struct iovec){.iov_base = s->bufs[i], .iov_len = mlen};
 		s->msgs[out].msg_hdr = (struct msghdr){
 			.msg_name = &s->names[out],
 			.msg_namelen = endpoint_len(&run_ep),

@@ -12,7 +12,7 @@
 
 int tun_open(const char *name, int *ifindex)
 {
-	struct ifreq ifr = { 0 };
+	struct ifreq ifr = {0};
 	int fd, err;
 
 	if (strlen(name) >= IFNAMSIZ || !*name)

@@ -166,7 +166,7 @@ static void on_accept(struct evloop *loop, int fd, uint32_t events, void *arg)
 /* A socket file nobody answers on is stale (a crashed knitd) and goes. */
 static int claim_path(const char *path)
 {
-	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	struct sockaddr_un addr = {.sun_family = AF_UNIX};
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	int ret;
 
@@ -184,7 +184,7 @@ static int claim_path(const char *path)
 int uapi_server_new(struct uapi_server **out, struct wg_device *dev)
 {
 	struct uapi_server *srv = calloc(1, sizeof(*srv));
-	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	struct sockaddr_un addr = {.sun_family = AF_UNIX};
 	mode_t old_umask;
 	int ret;
 

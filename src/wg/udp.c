@@ -31,7 +31,7 @@ int udp_set_fwmark(int fd, uint32_t fwmark)
 
 static int bind_socket(int family, uint16_t port)
 {
-	union sockaddr_inet addr = { 0 };
+	union sockaddr_inet addr = {0};
 	int fd = socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	int off = 0;
 
@@ -57,7 +57,7 @@ static int bind_socket(int family, uint16_t port)
 
 int udp_open(uint16_t port, uint32_t fwmark, uint16_t *bound_port)
 {
-	struct timeval timeout = { .tv_sec = 1 };
+	struct timeval timeout = {.tv_sec = 1};
 	union sockaddr_inet local;
 	socklen_t len = sizeof(local);
 	int fd = bind_socket(AF_INET6, port);
@@ -78,7 +78,7 @@ int udp_open(uint16_t port, uint32_t fwmark, uint16_t *bound_port)
 		close(fd);
 		return err;
 	}
-	*bound_port = ntohs(local.sa.sa_family == AF_INET6 ? local.in6.sin6_port
-							   : local.in.sin_port);
+	*bound_port =
+		ntohs(local.sa.sa_family == AF_INET6 ? local.in6.sin6_port : local.in.sin_port);
 	return fd;
 }

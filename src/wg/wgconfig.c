@@ -15,8 +15,8 @@
 #include "lib/encoding.h"
 
 #define MAX_LINE 4096
-#define MTU_MIN  576
-#define MTU_MAX  65455 /* 65535 less the largest tunnel overhead */
+#define MTU_MIN	 576
+#define MTU_MAX	 65455 /* 65535 less the largest tunnel overhead */
 
 void wg_config_init(struct wg_config *c)
 {
@@ -103,8 +103,8 @@ static void warn(struct parser *p, const char *key)
 {
 	char msg[WGCONFIG_ERR_LEN];
 
-	snprintf(msg, sizeof(msg), "%.80s:%u: %.32s is not used by knitd and is ignored",
-		 p->source, p->line, key);
+	snprintf(msg, sizeof(msg), "%.80s:%u: %.32s is not used by knitd and is ignored", p->source,
+		 p->line, key);
 	add_warning(p->c, msg);
 }
 
@@ -310,7 +310,8 @@ static int peer_key(struct parser *p, struct quick_state *q, const char *key, ch
 		if (ret == -ENOENT)
 			return fail(p, "cannot resolve the host of Endpoint '%.64s'", value);
 		if (ret < 0)
-			return fail(p, "invalid Endpoint '%.64s' (host:port or [IPv6]:port)", value);
+			return fail(p, "invalid Endpoint '%.64s' (host:port or [IPv6]:port)",
+				    value);
 		peer->has_endpoint = true;
 	} else if (!strcasecmp(key, "PersistentKeepalive")) {
 		if (peer->persistent_keepalive >= 0)
@@ -371,8 +372,8 @@ static int quick_line(struct parser *p, struct quick_state *q, char *line)
 int wgquick_parse(struct wg_config *out, const char *text, size_t len, const char *source,
 		  char err[WGCONFIG_ERR_LEN])
 {
-	struct parser p = { .c = out, .source = source, .err = err };
-	struct quick_state q = { .section = SECTION_NONE };
+	struct parser p = {.c = out, .source = source, .err = err};
+	struct quick_state q = {.section = SECTION_NONE};
 	char line[MAX_LINE + 1];
 	size_t pos = 0;
 	int ret;
@@ -522,7 +523,7 @@ static int uapi_line(struct parser *p, struct wg_peer_config **peer, char *line)
 
 int uapi_parse_set(struct wg_config *out, const char *text, size_t len, char err[WGCONFIG_ERR_LEN])
 {
-	struct parser p = { .c = out, .err = err };
+	struct parser p = {.c = out, .err = err};
 	struct wg_peer_config *peer = NULL;
 	char line[MAX_LINE + 1];
 	size_t pos = 0;

@@ -16,11 +16,11 @@
 #include "lib/addr.h"
 #include "wg/messages.h"
 
-#define WGCONFIG_MAX_BYTES       (4u << 20) /* of text */
-#define WGCONFIG_MAX_PEERS       65536
+#define WGCONFIG_MAX_BYTES	 (4u << 20) /* of text */
+#define WGCONFIG_MAX_PEERS	 65536
 #define WGCONFIG_MAX_ALLOWED_IPS (1u << 20) /* over all peers */
-#define WGCONFIG_MAX_ADDRESSES   256
-#define WGCONFIG_ERR_LEN         256
+#define WGCONFIG_MAX_ADDRESSES	 256
+#define WGCONFIG_ERR_LEN	 256
 
 struct wg_peer_config {
 	uint8_t public_key[NOISE_PUBLIC_KEY_LEN];
@@ -40,7 +40,7 @@ struct wg_peer_config {
 struct wg_config {
 	bool has_private_key;
 	uint8_t private_key[NOISE_PUBLIC_KEY_LEN]; /* all zero removes it */
-	int listen_port; /* 0..65535; -1 when not given */
+	int listen_port;			   /* 0..65535; -1 when not given */
 	bool has_fwmark;
 	uint32_t fwmark;
 	bool replace_peers;

@@ -39,7 +39,7 @@ static void setup(void)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	union sockaddr_inet src = { .in.sin_family = AF_INET, .in.sin_port = 1 };
+	union sockaddr_inet src = {.in.sin_family = AF_INET, .in.sin_port = 1};
 	struct noise_handshake *found;
 	struct cookie_maker their_maker;
 
@@ -52,7 +52,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		struct message_handshake_initiation m;
 		memcpy(&m, data + 1, sizeof(m));
 		cookie_add_macs(&their_maker, &m, sizeof(m));
-		if (cookie_validate_packet(&checker, &m, sizeof(m), &src, data[1] & 1) == INVALID_MAC)
+		if (cookie_validate_packet(&checker, &m, sizeof(m), &src, data[1] & 1) ==
+		    INVALID_MAC)
 			abort(); /* a mac1 we computed must pass */
 		hs.last_initiation_consumption_ns = 0;
 		noise_handshake_init(&hs, &us, them.static_public, NULL);
@@ -68,7 +69,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		noise_handshake_consume_response(&m, &hs, &us);
 	} else if (data[0] % 3 == 2 && size - 1 == sizeof(struct message_handshake_cookie)) {
 		struct message_handshake_cookie m;
-		struct message_handshake_initiation init = { 0 };
+		struct message_handshake_initiation init = {0};
 		memcpy(&m, data + 1, sizeof(m));
 		cookie_add_macs(&maker, &init, sizeof(init));
 		cookie_message_consume(&maker, &m);

@@ -24,7 +24,7 @@ static struct aead_ctx *ctx;
 static void setup(void)
 {
 	static struct evloop *loop;
-	struct noise_session_keys keys = { .initiator = true, .remote_index = 1 };
+	struct noise_session_keys keys = {.initiator = true, .remote_index = 1};
 	struct wg_config cfg;
 	struct wg_peer_config *pc;
 	char err[WGCONFIG_ERR_LEN];
@@ -60,7 +60,7 @@ static void setup(void)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	union sockaddr_inet src = { .in.sin_family = AF_INET, .in.sin_port = htons(51820) };
+	union sockaddr_inet src = {.in.sin_family = AF_INET, .in.sin_port = htons(51820)};
 	uint8_t nonce[AEAD_NONCE_LEN];
 	uint8_t *msg, *plain;
 	size_t len, plen;
@@ -98,7 +98,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	pthread_rwlock_unlock(&dev->lock);
 	if (plen) {
 		/* What is delivered lies inside the message and is a whole IP packet. */
-		if (plain < msg || plain + plen > msg + len || (plain[0] >> 4 != 4 && plain[0] >> 4 != 6))
+		if (plain < msg || plain + plen > msg + len ||
+		    (plain[0] >> 4 != 4 && plain[0] >> 4 != 6))
 			abort();
 	}
 	if (wake)

@@ -115,7 +115,7 @@ static void test_random_against_naive(void **state)
 	srand(42);
 	allowedips_init(&t);
 	for (int i = 0; i < N; i++) {
-		struct ip_prefix p = { .family = (rand() & 1) ? AF_INET : AF_INET6 };
+		struct ip_prefix p = {.family = (rand() & 1) ? AF_INET : AF_INET6};
 		unsigned len = p.family == AF_INET ? 4 : 16;
 		/* Few distinct leading bytes, so prefixes overlap a lot. */
 		for (unsigned j = 0; j < len; j++)
@@ -129,7 +129,7 @@ static void test_random_against_naive(void **state)
 			if (ref[k].p.family == p.family && ref[k].p.bits == p.bits &&
 			    !memcmp(ref[k].p.addr.bytes, p.addr.bytes, len))
 				break;
-		ref[k] = (struct ref_entry){ p, peer };
+		ref[k] = (struct ref_entry){p, peer};
 		if (k == n)
 			n++;
 	}
@@ -154,7 +154,8 @@ static void test_random_against_naive(void **state)
 			if (r->p.family == family)
 				memcpy(addr, r->p.addr.bytes, r->p.bits / 8);
 		}
-		assert_ptr_equal(allowedips_lookup(&t, family, addr), ref_lookup(ref, n, family, addr));
+		assert_ptr_equal(allowedips_lookup(&t, family, addr),
+				 ref_lookup(ref, n, family, addr));
 	}
 	allowedips_free(&t);
 	free(ref);

@@ -61,9 +61,9 @@ static void test_cookie_round_trip(void **state)
 	cookie_add_macs(&maker, &msg, sizeof(msg));
 	assert_int_equal(cookie_validate_packet(&checker, &msg, sizeof(msg), &src, true),
 			 VALID_MAC_BUT_NO_COOKIE);
-	assert_int_equal(cookie_message_create(&reply, &checker, &msg, sizeof(msg),
-					       msg.sender_index, &src),
-			 0);
+	assert_int_equal(
+		cookie_message_create(&reply, &checker, &msg, sizeof(msg), msg.sender_index, &src),
+		0);
 	assert_int_equal(reply.receiver_index, msg.sender_index);
 	assert_int_equal(cookie_message_consume(&maker, &reply), 0);
 	/* A reply is consumed once: the mac1 it answered is spent. */
@@ -83,9 +83,9 @@ static void test_tampered_reply(void **state)
 	struct message_handshake_cookie reply;
 
 	cookie_add_macs(&maker, &msg, sizeof(msg));
-	assert_int_equal(cookie_message_create(&reply, &checker, &msg, sizeof(msg),
-					       msg.sender_index, &src),
-			 0);
+	assert_int_equal(
+		cookie_message_create(&reply, &checker, &msg, sizeof(msg), msg.sender_index, &src),
+		0);
 	reply.encrypted_cookie[0] ^= 1;
 	assert_int_equal(cookie_message_consume(&maker, &reply), -EBADMSG);
 	assert_false(maker.is_cookie_valid);

@@ -51,7 +51,8 @@ static void test_x25519_rfc7748(void **state)
 	assert_int_equal(x25519(shared1, a, pub), 0);
 	x25519_public(pub, a);
 	assert_int_equal(x25519(shared2, b, pub), 0);
-	assert_hex_equal(shared1, "4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742");
+	assert_hex_equal(shared1,
+			 "4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742");
 	assert_memory_equal(shared1, shared2, 32);
 	/* Section 5.2, first vector: an unclamped scalar is clamped inside. */
 	unhex(scalar, "a546e36bf0527c9d3b16154b82465edd62144c0ac1fc5a18506a2244ba449ac4");
@@ -62,7 +63,7 @@ static void test_x25519_rfc7748(void **state)
 
 static void test_x25519_low_order_rejected(void **state)
 {
-	uint8_t priv[32], zero[32] = { 0 }, one[32] = { 1 }, out[32];
+	uint8_t priv[32], zero[32] = {0}, one[32] = {1}, out[32];
 
 	x25519_generate(priv);
 	assert_int_equal(x25519(out, priv, zero), -EINVAL);
@@ -82,8 +83,12 @@ static void test_aead_rfc8439(void **state)
 		key[i] = (uint8_t)(0x80 + i);
 	unhex(nonce, "070000004041424344454647");
 	unhex(aad, "50515253c0c1c2c3c4c5c6c7");
-	assert_int_equal(aead_seal(ctx, key, nonce, aad, 12, (const uint8_t *)sunscreen, len, ct), 0);
-	assert_hex_equal(ct, "d31a8d34648e60db7b86afbc53ef7ec2a4aded51296e08fea9e2b5a736ee62d63dbea45e8ca9671282fafb69da92728b1a71de0a9e060b2905d6a5b67ecd3b3692ddbd7f2d778b8c9803aee328091b58fab324e4fad675945585808b4831d7bc3ff4def08e4b7a9de576d26586cec64b61161ae10b594f09e26a7e902ecbd0600691");
+	assert_int_equal(aead_seal(ctx, key, nonce, aad, 12, (const uint8_t *)sunscreen, len, ct),
+			 0);
+	assert_hex_equal(ct, "d31a8d34648e60db7b86afbc53ef7ec2a4aded51296e08fea9e2b5a736ee62d63dbea"
+			     "45e8ca9671282fafb69da92728b1a71de0a9e060b2905d6a5b67ecd3b3692ddbd7f2d"
+			     "778b8c9803aee328091b58fab324e4fad675945585808b4831d7bc3ff4def08e4b7a9"
+			     "de576d26586cec64b61161ae10b594f09e26a7e902ecbd0600691");
 	assert_int_equal(aead_open(ctx, key, nonce, aad, 12, ct, sizeof(ct), pt), 0);
 	assert_memory_equal(pt, sunscreen, len);
 	/* Any flipped bit fails, and the output is wiped. */
@@ -146,7 +151,10 @@ static void test_xaead_draft(void **state)
 		nonce[i] = (uint8_t)(0x40 + i);
 	unhex(aad, "50515253c0c1c2c3c4c5c6c7");
 	assert_int_equal(xaead_seal(key, nonce, aad, 12, (const uint8_t *)sunscreen, len, ct), 0);
-	assert_hex_equal(ct, "bd6d179d3e83d43b9576579493c0e939572a1700252bfaccbed2902c21396cbb731c7f1b0b4aa6440bf3a82f4eda7e39ae64c6708c54c216cb96b72e1213b4522f8c9ba40db5d945b11b69b982c1bb9e3f3fac2bc369488f76b2383565d3fff921f9664c97637da9768812f615c68b13b52ec0875924c1c7987947deafd8780acf49");
+	assert_hex_equal(ct, "bd6d179d3e83d43b9576579493c0e939572a1700252bfaccbed2902c21396cbb731c7"
+			     "f1b0b4aa6440bf3a82f4eda7e39ae64c6708c54c216cb96b72e1213b4522f8c9ba40d"
+			     "b5d945b11b69b982c1bb9e3f3fac2bc369488f76b2383565d3fff921f9664c97637da"
+			     "9768812f615c68b13b52ec0875924c1c7987947deafd8780acf49");
 	assert_int_equal(xaead_open(key, nonce, aad, 12, ct, sizeof(ct), pt), 0);
 	assert_memory_equal(pt, sunscreen, len);
 	nonce[23] ^= 1;

@@ -14,7 +14,7 @@
 
 static struct wg_keypair *make_keypair(struct wg_index_table *t, bool initiator)
 {
-	struct noise_session_keys keys = { .initiator = initiator, .remote_index = 7 };
+	struct noise_session_keys keys = {.initiator = initiator, .remote_index = 7};
 	struct wg_keypair *kp;
 
 	random_bytes(keys.sending, sizeof(keys.sending));
@@ -70,7 +70,7 @@ static void test_index_table_many(void **state)
 static void test_initiator_rotation(void **state)
 {
 	struct wg_index_table t;
-	struct wg_keypairs kps = { 0 };
+	struct wg_keypairs kps = {0};
 
 	assert_int_equal(index_table_init(&t), 0);
 	struct wg_keypair *a = make_keypair(&t, true);
@@ -97,7 +97,7 @@ static void test_initiator_rotation(void **state)
 static void test_responder_waits_for_confirmation(void **state)
 {
 	struct wg_index_table t;
-	struct wg_keypairs kps = { 0 };
+	struct wg_keypairs kps = {0};
 
 	assert_int_equal(index_table_init(&t), 0);
 	struct wg_keypair *cur = make_keypair(&t, true);
@@ -121,7 +121,7 @@ static void test_responder_waits_for_confirmation(void **state)
 static void test_initiator_after_pending_next(void **state)
 {
 	struct wg_index_table t;
-	struct wg_keypairs kps = { 0 };
+	struct wg_keypairs kps = {0};
 
 	assert_int_equal(index_table_init(&t), 0);
 	struct wg_keypair *cur = make_keypair(&t, true);

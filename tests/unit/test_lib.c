@@ -34,15 +34,15 @@ static void roundtrip_prefix(const char *in, const char *out)
 static void test_prefixes(void **state)
 {
 	struct ip_prefix p;
-	uint8_t a4[4] = { 10, 1, 2, 3 }, b4[4] = { 10, 1, 3, 3 };
+	uint8_t a4[4] = {10, 1, 2, 3}, b4[4] = {10, 1, 3, 3};
 
 	roundtrip_prefix("10.1.2.3/16", "10.1.0.0/16");
 	roundtrip_prefix("10.1.2.3", "10.1.2.3/32");
 	roundtrip_prefix("fd00:1:8002:3::9/33", "fd00:1:8000::/33");
 	roundtrip_prefix("::/0", "::/0");
 	roundtrip_prefix("10.255.255.255/9", "10.128.0.0/9");
-	const char *bad[] = { "", "/8", "10.0.0.1/33", "10.0.0.1/", "10.0.0.1/a", "::1/129",
-			      "10.0.0.1 ", "1.2.3", "10.0.0.1/8x", "10.0.0.1/-1" };
+	const char *bad[] = {"",	"/8",	     "10.0.0.1/33", "10.0.0.1/",   "10.0.0.1/a",
+			     "::1/129", "10.0.0.1 ", "1.2.3",	    "10.0.0.1/8x", "10.0.0.1/-1"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		assert_int_equal(prefix_parse(bad[i], &p), -EINVAL);
 	prefix_parse("10.1.2.0/23", &p);
@@ -73,8 +73,8 @@ static void test_endpoints(void **state)
 	assert_false(endpoint_equal(&a, &b));
 	assert_int_equal(endpoint_parse("192.0.2.1:51821", false, &b), 0);
 	assert_false(endpoint_equal(&a, &b));
-	const char *bad[] = { "192.0.2.1", "192.0.2.1:", "192.0.2.1:65536", "::1:5", "[::1]5",
-			      "[::1]", ":5", "[zz::1]:5", "host:5", "1.2.3.4:5x" };
+	const char *bad[] = {"192.0.2.1", "192.0.2.1:", "192.0.2.1:65536", "::1:5",  "[::1]5",
+			     "[::1]",	  ":5",		"[zz::1]:5",	   "host:5", "1.2.3.4:5x"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		assert_int_equal(endpoint_parse(bad[i], false, &a), -EINVAL);
 	assert_int_equal(endpoint_parse("localhost:5", true, &a), 0);
@@ -84,7 +84,8 @@ static void test_keys(void **state)
 {
 	/* RFC 4648-style: a known key in both encodings. */
 	static const char b64[] = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
-	static const char hex[] = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+	static const char hex[] =
+		"000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
 	uint8_t key[32], back[32];
 	char out[65];
 
@@ -96,7 +97,10 @@ static void test_keys(void **state)
 	assert_string_equal(out, hex);
 	assert_int_equal(key_from_base64(back, b64), 0);
 	assert_memory_equal(back, key, 32);
-	assert_int_equal(key_from_hex(back, "000102030405060708090A0B0C0D0E0F101112131415161718191A1B1C1D1E1F"), 0);
+	assert_int_equal(
+		key_from_hex(back,
+			     "000102030405060708090A0B0C0D0E0F101112131415161718191A1B1C1D1E1F"),
+		0);
 	assert_memory_equal(back, key, 32);
 	/* Every byte value survives both encodings. */
 	for (int r = 0; r < 256; r++) {
@@ -109,11 +113,17 @@ static void test_keys(void **state)
 		assert_int_equal(key_from_hex(back, out), 0);
 		assert_memory_equal(back, key, 32);
 	}
-	assert_int_equal(key_from_base64(back, "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh="), -EINVAL);
-	assert_int_equal(key_from_base64(back, "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh!="), -EINVAL);
+	assert_int_equal(key_from_base64(back, "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh="),
+			 -EINVAL);
+	assert_int_equal(key_from_base64(back, "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh!="),
+			 -EINVAL);
 	/* The last character's unused bits must be zero. */
-	assert_int_equal(key_from_base64(back, "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh9="), -EINVAL);
-	assert_int_equal(key_from_hex(back, "0g0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"), -EINVAL);
+	assert_int_equal(key_from_base64(back, "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh9="),
+			 -EINVAL);
+	assert_int_equal(
+		key_from_hex(back,
+			     "0g0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"),
+		-EINVAL);
 	assert_int_equal(key_from_hex(back, "00"), -EINVAL);
 	memset(key, 0, 32);
 	assert_true(key_is_zero(key));
@@ -235,7 +245,7 @@ static void on_pipe(struct evloop *loop, int fd, uint32_t events, void *arg)
 static void test_fd_deleted_in_same_batch(void **state)
 {
 	struct evloop *loop;
-	struct fd_test t = { 0 };
+	struct fd_test t = {0};
 
 	assert_int_equal(evloop_new(&loop), 0);
 	for (int i = 0; i < 2; i++) {

@@ -89,7 +89,8 @@ static void test_keys_agree(void **state)
 	/* Transport: what alice seals, bob opens. */
 	assert_int_equal(aead_ctx_new(&ctx), 0);
 	aead_nonce_from_counter(nonce, 0);
-	assert_int_equal(aead_seal(ctx, ka.sending, nonce, NULL, 0, (const uint8_t *)"hello", 5, msg), 0);
+	assert_int_equal(
+		aead_seal(ctx, ka.sending, nonce, NULL, 0, (const uint8_t *)"hello", 5, msg), 0);
 	assert_int_equal(aead_open(ctx, kb.receiving, nonce, NULL, 0, msg, sizeof(msg), out), 0);
 	assert_memory_equal(out, "hello", 5);
 	aead_ctx_free(ctx);
@@ -132,20 +133,24 @@ static void test_replay_and_flood(void **state)
 	struct noise_handshake *found;
 
 	assert_int_equal(noise_handshake_create_initiation(&init, &alice.hs, &alice.id, 1), 0);
-	assert_int_equal(noise_handshake_consume_initiation(&init, &bob.id, lookup_bob_peer, NULL,
-							    &found), 0);
+	assert_int_equal(
+		noise_handshake_consume_initiation(&init, &bob.id, lookup_bob_peer, NULL, &found),
+		0);
 	/* The same message again: its timestamp is not newer. */
 	bob.hs.last_initiation_consumption_ns = 0;
-	assert_int_equal(noise_handshake_consume_initiation(&init, &bob.id, lookup_bob_peer, NULL,
-							    &found), -EALREADY);
+	assert_int_equal(
+		noise_handshake_consume_initiation(&init, &bob.id, lookup_bob_peer, NULL, &found),
+		-EALREADY);
 	/* A new initiation at once: faster than INITIATIONS_PER_SECOND allows. */
 	memset(bob.hs.latest_timestamp, 0, sizeof(bob.hs.latest_timestamp));
 	assert_int_equal(noise_handshake_create_initiation(&init, &alice.hs, &alice.id, 2), 0);
-	assert_int_equal(noise_handshake_consume_initiation(&init, &bob.id, lookup_bob_peer, NULL,
-							    &found), 0);
+	assert_int_equal(
+		noise_handshake_consume_initiation(&init, &bob.id, lookup_bob_peer, NULL, &found),
+		0);
 	memset(bob.hs.latest_timestamp, 0, sizeof(bob.hs.latest_timestamp));
-	assert_int_equal(noise_handshake_consume_initiation(&init, &bob.id, lookup_bob_peer, NULL,
-							    &found), -EAGAIN);
+	assert_int_equal(
+		noise_handshake_consume_initiation(&init, &bob.id, lookup_bob_peer, NULL, &found),
+		-EAGAIN);
 }
 
 static void test_unknown_peer(void **state)
@@ -157,8 +162,9 @@ static void test_unknown_peer(void **state)
 	make_identity(&mallory);
 	noise_handshake_init(&hs, &mallory, bob.id.static_public, NULL);
 	assert_int_equal(noise_handshake_create_initiation(&init, &hs, &mallory, 9), 0);
-	assert_int_equal(noise_handshake_consume_initiation(&init, &bob.id, lookup_bob_peer, NULL,
-							    &found), -ENOENT);
+	assert_int_equal(
+		noise_handshake_consume_initiation(&init, &bob.id, lookup_bob_peer, NULL, &found),
+		-ENOENT);
 }
 
 static void test_tampering_fails_everywhere(void **state)
@@ -175,19 +181,21 @@ static void test_tampering_fails_everywhere(void **state)
 	     i < offsetof(struct message_handshake_initiation, macs); i++) {
 		bad = init;
 		((uint8_t *)&bad)[i] ^= 0x40;
-		assert_int_not_equal(noise_handshake_consume_initiation(&bad, &bob.id,
-									lookup_bob_peer, NULL, &found),
+		assert_int_not_equal(noise_handshake_consume_initiation(
+					     &bad, &bob.id, lookup_bob_peer, NULL, &found),
 				     0);
 	}
-	assert_int_equal(noise_handshake_consume_initiation(&init, &bob.id, lookup_bob_peer, NULL,
-							    &found), 0);
+	assert_int_equal(
+		noise_handshake_consume_initiation(&init, &bob.id, lookup_bob_peer, NULL, &found),
+		0);
 	assert_int_equal(noise_handshake_create_response(&resp, &bob.hs, 7), 0);
 	saved = alice.hs;
 	for (size_t i = offsetof(struct message_handshake_response, unencrypted_ephemeral);
 	     i < offsetof(struct message_handshake_response, macs); i++) {
 		badr = resp;
 		((uint8_t *)&badr)[i] ^= 0x01;
-		assert_int_not_equal(noise_handshake_consume_response(&badr, &alice.hs, &alice.id), 0);
+		assert_int_not_equal(noise_handshake_consume_response(&badr, &alice.hs, &alice.id),
+				     0);
 		assert_memory_equal(&alice.hs, &saved, sizeof(saved)); /* nothing committed */
 	}
 	assert_int_equal(noise_handshake_consume_response(&resp, &alice.hs, &alice.id), 0);
@@ -205,7 +213,7 @@ static void test_wrong_states(void **state)
 	assert_int_equal(noise_handshake_create_response(&resp, &fresh, 1), -EINVAL);
 	assert_int_equal(noise_handshake_begin_session(&fresh, &keys), -EINVAL);
 	/* Without our private key nothing is created. */
-	struct noise_static_identity none = { 0 };
+	struct noise_static_identity none = {0};
 	struct message_handshake_initiation init;
 	assert_int_equal(noise_handshake_create_initiation(&init, &fresh, &none, 1), -EINVAL);
 }

@@ -27,11 +27,11 @@ static void test_linux_selftest_sequence(void **state)
 	T(REPLAY_WINDOW_SIZE, true);
 	T(REPLAY_WINDOW_SIZE + 1, true);
 	T(REPLAY_WINDOW_SIZE + 1, false);
-	T(REPLAY_WINDOW_SIZE + 10, true);  /* window now starts past 9 */
-	T(9, false);                       /* left the window */
+	T(REPLAY_WINDOW_SIZE + 10, true); /* window now starts past 9 */
+	T(9, false);			  /* left the window */
 	T(REPLAY_WINDOW_SIZE + 9, true);
 	T(REPLAY_WINDOW_SIZE + 8, true);
-	T(10, true);                       /* still inside */
+	T(10, true); /* still inside */
 	T(9, false);
 	T(REPLAY_WINDOW_SIZE + 7, true);
 	T(11, true);

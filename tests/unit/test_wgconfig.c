@@ -28,26 +28,25 @@ static int parse(struct wg_config *c, const char *text, char *err)
 
 static void test_full_file(void **state)
 {
-	static const char text[] =
-		"# a comment\r\n"
-		"[Interface]\r\n"
-		"PrivateKey = " KEY1 "\r\n"
-		"ListenPort=51820\n"
-		"  Address = 10.0.0.1/24 , fd00::1/64  # trailing comment\n"
-		"mtu = 1380\n"
-		"DNS = 10.0.0.53\n"
-		"\n"
-		"[Peer]\n"
-		"PublicKey = " KEY2 "\n"
-		"PresharedKey = " KEY3 "\n"
-		"AllowedIPs = 10.0.0.2/32, fd00::2/128\n"
-		"AllowedIPs = 192.168.7.9/24\n"
-		"Endpoint = 192.0.2.1:51820\n"
-		"PersistentKeepalive = 25\n"
-		"[peer]\n"
-		"publickey = " KEY3 "\n"
-		"Endpoint = [2001:db8::1]:4500\n"
-		"PersistentKeepalive = off"; /* no final newline */
+	static const char text[] = "# a comment\r\n"
+				   "[Interface]\r\n"
+				   "PrivateKey = " KEY1 "\r\n"
+				   "ListenPort=51820\n"
+				   "  Address = 10.0.0.1/24 , fd00::1/64  # trailing comment\n"
+				   "mtu = 1380\n"
+				   "DNS = 10.0.0.53\n"
+				   "\n"
+				   "[Peer]\n"
+				   "PublicKey = " KEY2 "\n"
+				   "PresharedKey = " KEY3 "\n"
+				   "AllowedIPs = 10.0.0.2/32, fd00::2/128\n"
+				   "AllowedIPs = 192.168.7.9/24\n"
+				   "Endpoint = 192.0.2.1:51820\n"
+				   "PersistentKeepalive = 25\n"
+				   "[peer]\n"
+				   "publickey = " KEY3 "\n"
+				   "Endpoint = [2001:db8::1]:4500\n"
+				   "PersistentKeepalive = off"; /* no final newline */
 	char err[WGCONFIG_ERR_LEN] = "";
 	struct wg_config c;
 	uint8_t key[32];
@@ -99,7 +98,8 @@ static void test_errors_name_their_line(void **state)
 	expect_error("[Interface]\nPrivateKey = nope\n", "wg0.conf:2: invalid PrivateKey");
 	expect_error("[Interface]\nPrivateKey = " KEY1 "x\n", "wg0.conf:2: invalid PrivateKey");
 	expect_error("PrivateKey = " KEY1 "\n", "wg0.conf:1: 'PrivateKey' outside a section");
-	expect_error("[Interface]\n\n# c\nFoo = 1\n", "wg0.conf:4: unknown key 'Foo' in [Interface]");
+	expect_error("[Interface]\n\n# c\nFoo = 1\n",
+		     "wg0.conf:4: unknown key 'Foo' in [Interface]");
 	expect_error("[Interfaces]\n", "wg0.conf:1: unknown section");
 	expect_error("[Interface]\nListenPort = 65536\n", "wg0.conf:2: invalid ListenPort");
 	expect_error("[Interface]\nListenPort = -1\n", "wg0.conf:2: invalid ListenPort");
@@ -204,10 +204,14 @@ static void test_uapi_errors(void **state)
 	expect_uapi_error("listen_port=1\nbogus=1\n", -EINVAL, "line 2: unknown key 'bogus'");
 	expect_uapi_error("private_key=zz\n", -EINVAL, "line 1: invalid private_key");
 	expect_uapi_error("endpoint=1.2.3.4:5\n", -EINVAL, "line 1: unknown key 'endpoint'");
-	expect_uapi_error("public_key=" "0000000000000000000000000000000000000000000000000000000000000000"
-			  "\nprotocol_version=2\n", -EPROTO, "line 2: unsupported protocol_version");
-	expect_uapi_error("public_key=" "0000000000000000000000000000000000000000000000000000000000000000"
-			  "\nendpoint=host.example:1\n", -EINVAL, "line 2: invalid endpoint");
+	expect_uapi_error("public_key="
+			  "0000000000000000000000000000000000000000000000000000000000000000"
+			  "\nprotocol_version=2\n",
+			  -EPROTO, "line 2: unsupported protocol_version");
+	expect_uapi_error("public_key="
+			  "0000000000000000000000000000000000000000000000000000000000000000"
+			  "\nendpoint=host.example:1\n",
+			  -EINVAL, "line 2: invalid endpoint");
 	expect_uapi_error("replace_peers=yes\n", -EINVAL, "line 1: invalid replace_peers");
 	expect_uapi_error("listen_port=1\n\nlisten_port=2\n", -EINVAL, "line 2: empty line");
 }
@@ -215,12 +219,9 @@ static void test_uapi_errors(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_full_file),
-		cmocka_unit_test(test_errors_name_their_line),
-		cmocka_unit_test(test_hostile_text),
-		cmocka_unit_test(test_load_missing_file),
-		cmocka_unit_test(test_uapi_set),
-		cmocka_unit_test(test_uapi_errors),
+		cmocka_unit_test(test_full_file),    cmocka_unit_test(test_errors_name_their_line),
+		cmocka_unit_test(test_hostile_text), cmocka_unit_test(test_load_missing_file),
+		cmocka_unit_test(test_uapi_set),     cmocka_unit_test(test_uapi_errors),
 	};
 
 	crypto_init();
