@@ -143,13 +143,29 @@ void handshake_queue_free(struct wg_handshake_queue *q);
 void *rx_thread_main(void *arg);
 void receive_handshakes(struct wg_device *dev);
 /*
- * Classifies and processes one datagram (call under the read lock): queues a
- * handshake message, or opens a data message in place.  Returns the length of
- * the plaintext packet to deliver at *plain, 0 when there is none; sets *wake
- * when the event loop has handshakes to process.
+ * One batch of received datagrams.  Consecutive packets from one peer and
+ * source form a run: the endpoint is checked and the peer's counters updated
+ * once per run, not per packet.
  */
-size_t receive_datagram(struct wg_device *dev, struct aead_ctx *ctx, uint8_t *msg, size_t len,
-			const union sockaddr_inet *src, uint64_t now, uint8_t **plain, bool *wake);
+struct rx_batch {
+	struct aead_ctx *ctx;
+	uint64_t now;
+	bool wake; /* handshakes were queued for the event loop */
+	struct wg_peer *peer;
+	union sockaddr_inet src;
+	size_t bytes;
+};
+
+void receive_batch_begin(struct rx_batch *b, struct aead_ctx *ctx, uint64_t now);
+/*
+ * Classifies and processes one datagram (under the read lock): queues a
+ * handshake message, or opens a data message in place.  Returns the length of
+ * the plaintext packet to deliver at *plain, 0 when there is none.
+ */
+size_t receive_datagram(struct wg_device *dev, struct rx_batch *b, uint8_t *msg, size_t len,
+			const union sockaddr_inet *src, uint8_t **plain);
+/* Flushes the last run (under the read lock) and wakes the event loop if needed. */
+void receive_batch_end(struct wg_device *dev, struct rx_batch *b);
 
 /* timers.c */
 void timers_tick(struct evloop *loop, struct ev_timer *timer, void *arg);

@@ -344,17 +344,53 @@ static size_t inner_admitted(struct wg_device *dev, struct wg_peer *peer, const 
 	return real;
 }
 
-/* Opens one data message in place; returns the plaintext length to deliver. */
-static size_t rx_data(struct wg_device *dev, struct aead_ctx *ctx, uint8_t *msg, size_t len,
-		      const union sockaddr_inet *src, uint64_t now, uint8_t **plain)
+void receive_batch_begin(struct rx_batch *b, struct aead_ctx *ctx, uint64_t now)
 {
+	*b = (struct rx_batch){ .ctx = ctx, .now = now };
+}
+
+static void run_flush(struct rx_batch *b)
+{
+	if (b->peer && b->bytes)
+		note_received(b->peer, b->bytes, b->now);
+	b->bytes = 0;
+}
+
+void receive_batch_end(struct wg_device *dev, struct rx_batch *b)
+{
+	run_flush(b);
+	b->peer = NULL;
+	if (b->wake)
+		ev_wakeup_signal(dev->wakeup);
+}
+
+/* An authenticated packet from peer at src: a new run checks for roaming. */
+static void run_account(struct rx_batch *b, struct wg_peer *peer, const union sockaddr_inet *src,
+			size_t len)
+{
+	union sockaddr_inet cur;
+
+	if (peer != b->peer || !endpoint_equal(&b->src, src)) {
+		run_flush(b);
+		b->peer = peer;
+		b->src = *src;
+		if (!peer_get_endpoint(peer, &cur) || !endpoint_equal(&cur, src))
+			peer_set_endpoint(peer, src); /* roaming */
+	}
+	b->bytes += len;
+}
+
+/* Opens one data message in place; returns the plaintext length to deliver. */
+static size_t rx_data(struct wg_device *dev, struct rx_batch *b, uint8_t *msg, size_t len,
+		      const union sockaddr_inet *src, uint8_t **plain)
+{
+	uint64_t now = b->now;
 	const struct wg_index_entry *e;
 	struct wg_keypair *kp;
 	struct wg_peer *peer;
 	uint8_t nonce[AEAD_NONCE_LEN];
 	uint64_t counter;
 	size_t plen = len - MESSAGE_DATA_HEADER_LEN - NOISE_AUTHTAG_LEN;
-	union sockaddr_inet cur;
 
 	e = index_table_find(&dev->index, get_le32(msg + 4));
 	if (!e || e->kind != INDEX_KEYPAIR) {
@@ -368,7 +404,7 @@ static size_t rx_data(struct wg_device *dev, struct aead_ctx *ctx, uint8_t *msg,
 	counter = get_le64(msg + 8);
 	aead_nonce_from_counter(nonce, counter);
 	*plain = msg + MESSAGE_DATA_HEADER_LEN;
-	if (aead_open(ctx, kp->receiving_key, nonce, NULL, 0, *plain, len - MESSAGE_DATA_HEADER_LEN,
+	if (aead_open(b->ctx, kp->receiving_key, nonce, NULL, 0, *plain, len - MESSAGE_DATA_HEADER_LEN,
 		      *plain) < 0) {
 		atomic_fetch_add_explicit(&dev->stats.rx_invalid, 1, memory_order_relaxed);
 		return 0;
@@ -380,9 +416,7 @@ static size_t rx_data(struct wg_device *dev, struct aead_ctx *ctx, uint8_t *msg,
 	/* Authenticated: from here on the packet speaks for the peer. */
 	if (kp == peer->keypairs.next && !atomic_exchange(&peer->next_confirmed, true))
 		device_queue_work(dev, peer);
-	if (peer_get_endpoint(peer, &cur), !endpoint_equal(&cur, src))
-		peer_set_endpoint(peer, src); /* roaming */
-	note_received(peer, len, now);
+	run_account(b, peer, src, len);
 	if (kp->initiator &&
 	    now - kp->birth_ns > dev->timers.reject_after_ns - dev->timers.keepalive_ns -
 					 dev->timers.rekey_timeout_ns &&
@@ -395,8 +429,8 @@ static size_t rx_data(struct wg_device *dev, struct aead_ctx *ctx, uint8_t *msg,
 	return inner_admitted(dev, peer, *plain, plen);
 }
 
-size_t receive_datagram(struct wg_device *dev, struct aead_ctx *ctx, uint8_t *msg, size_t len,
-			const union sockaddr_inet *src, uint64_t now, uint8_t **plain, bool *wake)
+size_t receive_datagram(struct wg_device *dev, struct rx_batch *b, uint8_t *msg, size_t len,
+			const union sockaddr_inet *src, uint8_t **plain)
 {
 	uint32_t type;
 
@@ -404,11 +438,11 @@ size_t receive_datagram(struct wg_device *dev, struct aead_ctx *ctx, uint8_t *ms
 		goto invalid;
 	type = get_le32(msg);
 	if (type == MESSAGE_DATA && len >= MESSAGE_MINIMUM_LENGTH)
-		return rx_data(dev, ctx, msg, len, src, now, plain);
+		return rx_data(dev, b, msg, len, src, plain);
 	if (len != message_expected_len(type))
 		goto invalid;
 	if (handshake_queue_push(dev->hsq, msg, len, src))
-		*wake = true;
+		b->wake = true;
 	else
 		atomic_fetch_add_explicit(&dev->stats.rx_handshake_dropped, 1,
 					  memory_order_relaxed);
@@ -422,10 +456,10 @@ invalid:
 static unsigned rx_process_batch(struct rx_state *s, unsigned n)
 {
 	struct wg_device *dev = s->dev;
-	uint64_t now = clock_mono_ns();
-	bool wake = false;
+	struct rx_batch b;
 	unsigned out = 0;
 
+	receive_batch_begin(&b, s->ctx, clock_mono_ns());
 	pthread_rwlock_rdlock(&dev->lock);
 	for (unsigned i = 0; i < n; i++) {
 		uint8_t *plain;
@@ -433,14 +467,13 @@ static unsigned rx_process_batch(struct rx_state *s, unsigned n)
 
 		if (s->msgs[i].msg_hdr.msg_flags & MSG_TRUNC)
 			continue;
-		plen = receive_datagram(dev, s->ctx, s->bufs[i], s->msgs[i].msg_len, &s->names[i],
-					now, &plain, &wake);
+		plen = receive_datagram(dev, &b, s->bufs[i], s->msgs[i].msg_len, &s->names[i],
+					&plain);
 		if (plen)
 			s->out[out++] = (struct iovec){.iov_base = plain, .iov_len = plen};
 	}
+	receive_batch_end(dev, &b);
 	pthread_rwlock_unlock(&dev->lock);
-	if (wake)
-		ev_wakeup_signal(dev->wakeup);
 	return out;
 }
 

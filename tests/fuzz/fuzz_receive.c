@@ -93,8 +93,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		msg = malloc(len ? len : 1);
 		memcpy(msg, data + 1, len);
 	}
+	struct rx_batch b;
+
+	receive_batch_begin(&b, ctx, clock_mono_ns());
 	pthread_rwlock_rdlock(&dev->lock);
-	plen = receive_datagram(dev, ctx, msg, len, &src, clock_mono_ns(), &plain, &wake);
+	plen = receive_datagram(dev, &b, msg, len, &src, &plain);
+	wake = b.wake;
+	b.wake = false; /* drained by hand below, no event loop runs here */
+	receive_batch_end(dev, &b);
 	pthread_rwlock_unlock(&dev->lock);
 	if (plen) {
 		/* What is delivered lies inside the message and is a whole IP packet. */
