@@ -167,6 +167,7 @@ int device_new(struct wg_device **out, struct evloop *loop, const char *ifname,
 	dev->retired_fd = -1;
 	dev->stop_efd = -1;
 	atomic_init(&dev->udp_fd, -1);
+	atomic_init(&dev->udp_family, AF_INET6);
 	atomic_init(&dev->rx_fd_in_use, -1);
 	device_timers_init(&dev->timers, timer_divisor ? timer_divisor : 1);
 	pthread_rwlockattr_init(&attr);
@@ -227,6 +228,10 @@ int device_rebind(struct wg_device *dev, uint16_t port)
 		log_error("cannot bind UDP port=%u error=\"%s\"", port, strerror(-fd));
 		return fd;
 	}
+	int family = AF_INET6;
+	socklen_t flen = sizeof(family);
+	getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &family, &flen);
+	atomic_store(&dev->udp_family, family);
 	old = atomic_exchange(&dev->udp_fd, fd);
 	dev->listen_port = bound;
 	if (old >= 0) {

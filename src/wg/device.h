@@ -81,6 +81,7 @@ struct wg_device {
 
 	/* UDP: a dual-stack socket. The data path loads udp_fd once per batch. */
 	_Atomic int udp_fd;
+	_Atomic int udp_family; /* AF_INET6 (dual stack), or AF_INET without IPv6 */
 	_Atomic int rx_fd_in_use; /* what the rx thread may be blocked on */
 	int retired_fd;		  /* closed once rx has moved off it */
 	uint16_t listen_port;
@@ -135,6 +136,9 @@ void send_handshake_initiation(struct wg_peer *peer, bool is_retry);
 void send_keepalive(struct wg_peer *peer);
 void send_staged(struct wg_peer *peer);
 void send_buffer_to_peer(struct wg_peer *peer, const void *buf, size_t len);
+/* An endpoint in the form the socket takes (v4-mapped on a dual-stack one). */
+void endpoint_for_socket(const struct wg_device *dev, const union sockaddr_inet *in,
+			 union sockaddr_inet *out);
 void send_to(struct wg_device *dev, const union sockaddr_inet *ep, const void *buf, size_t len);
 
 /* receive.c */

@@ -99,13 +99,24 @@ static void keep_key_fresh(struct wg_device *dev, struct wg_peer *peer, struct w
 	}
 }
 
+void endpoint_for_socket(const struct wg_device *dev, const union sockaddr_inet *in,
+			 union sockaddr_inet *out)
+{
+	if (atomic_load_explicit(&dev->udp_family, memory_order_relaxed) == AF_INET)
+		endpoint_unmap(in, out);
+	else
+		endpoint_to_v6(in, out);
+}
+
 void send_to(struct wg_device *dev, const union sockaddr_inet *ep, const void *buf, size_t len)
 {
 	int fd = atomic_load(&dev->udp_fd);
+	union sockaddr_inet to;
 
 	if (fd < 0)
 		return;
-	if (sendto(fd, buf, len, MSG_DONTWAIT, &ep->sa, endpoint_len(ep)) < 0)
+	endpoint_for_socket(dev, ep, &to);
+	if (sendto(fd, buf, len, MSG_DONTWAIT, &to.sa, endpoint_len(&to)) < 0)
 		atomic_fetch_add(&dev->stats.tx_errors, 1);
 }
 
@@ -300,6 +311,7 @@ static unsigned tx_seal_batch(struct tx_state *s, unsigned n)
 			run_peer = peer;
 			run_bytes = 0;
 			run_has_ep = peer_get_endpoint(peer, &run_ep);
+			endpoint_for_socket(dev, &run_ep, &run_ep);
 		}
 		kp = peer->keypairs.current;
 		if (!keypair_can_send(dev, kp, now)) {
