@@ -218,6 +218,22 @@ fail:
 	return ret;
 }
 
+int packet_bufs_alloc(uint8_t **bufs, unsigned n, size_t size)
+{
+	for (unsigned i = 0; i < n; i++)
+		if (!(bufs[i] = malloc(size)))
+			return -ENOMEM;
+	return 0;
+}
+
+void packet_bufs_free(uint8_t **bufs, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
+		free(bufs[i]);
+		bufs[i] = NULL;
+	}
+}
+
 int device_rebind(struct wg_device *dev, uint16_t port)
 {
 	uint16_t bound;
@@ -258,10 +274,17 @@ int device_start(struct wg_device *dev)
 			  strerror(-ret));
 		return ret;
 	}
-	if ((ret = pthread_create(&dev->rx_thread, NULL, rx_thread_main, dev)) != 0)
+	dev->rx = rx_state_new(dev);
+	dev->tx = tx_state_new(dev);
+	if (!dev->rx || !dev->tx) {
+		log_error("out of memory for the data-path threads");
+		return -ENOMEM;
+	}
+	if ((ret = pthread_create(&dev->rx_thread, NULL, rx_thread_main, dev->rx)) != 0)
 		return -ret;
-	if ((ret = pthread_create(&dev->tx_thread, NULL, tx_thread_main, dev)) != 0) {
+	if ((ret = pthread_create(&dev->tx_thread, NULL, tx_thread_main, dev->tx)) != 0) {
 		atomic_store(&dev->stopping, true);
+		shutdown(atomic_load(&dev->udp_fd), SHUT_RDWR);
 		pthread_join(dev->rx_thread, NULL);
 		return -ret;
 	}
@@ -290,6 +313,8 @@ void device_free(struct wg_device *dev)
 		pthread_join(dev->tx_thread, NULL);
 		pthread_join(dev->rx_thread, NULL);
 	}
+	rx_state_free(dev->rx);
+	tx_state_free(dev->tx);
 	if (dev->loop)
 		evloop_timer_cancel(dev->loop, &dev->tick);
 	while (dev->peers)

@@ -93,6 +93,8 @@ struct wg_device {
 
 	pthread_t rx_thread;
 	pthread_t tx_thread;
+	struct rx_state *rx;
+	struct tx_state *tx;
 	bool threads_running;
 	_Atomic bool stopping;
 	int stop_efd; /* wakes the tx thread's poll */
@@ -128,10 +130,16 @@ int device_uapi_get(struct wg_device *dev, struct buf *out);
 struct wg_peer *device_find_peer(struct wg_device *dev, const uint8_t key[NOISE_PUBLIC_KEY_LEN]);
 void device_queue_work(struct wg_device *dev, struct wg_peer *peer);
 void device_timers_init(struct wg_timers_config *t, unsigned divisor);
+/* A data-path thread's packet buffers, allocated before it starts. */
+int packet_bufs_alloc(uint8_t **bufs, unsigned n, size_t size);
+void packet_bufs_free(uint8_t **bufs, unsigned n);
 int device_rebind(struct wg_device *dev, uint16_t port);
 
 /* send.c */
-void *tx_thread_main(void *arg);
+struct tx_state;
+struct tx_state *tx_state_new(struct wg_device *dev);
+void tx_state_free(struct tx_state *s);
+void *tx_thread_main(void *tx_state);
 void send_handshake_initiation(struct wg_peer *peer, bool is_retry);
 void send_keepalive(struct wg_peer *peer);
 void send_staged(struct wg_peer *peer);
@@ -144,7 +152,10 @@ void send_to(struct wg_device *dev, const union sockaddr_inet *ep, const void *b
 /* receive.c */
 int handshake_queue_new(struct wg_handshake_queue **out);
 void handshake_queue_free(struct wg_handshake_queue *q);
-void *rx_thread_main(void *arg);
+struct rx_state;
+struct rx_state *rx_state_new(struct wg_device *dev);
+void rx_state_free(struct rx_state *s);
+void *rx_thread_main(void *rx_state);
 void receive_handshakes(struct wg_device *dev);
 /*
  * One batch of received datagrams.  Consecutive packets from one peer and

@@ -477,24 +477,34 @@ static unsigned rx_process_batch(struct rx_state *s, unsigned n)
 	return out;
 }
 
-void *rx_thread_main(void *arg)
+struct rx_state *rx_state_new(struct wg_device *dev)
 {
 	struct rx_state *s = calloc(1, sizeof(*s));
-	struct wg_device *dev = arg;
 
-	if (!s || aead_ctx_new(&s->ctx) < 0) {
-		log_error("rx thread: out of memory");
-		free(s);
+	if (!s)
+		return NULL;
+	s->dev = dev;
+	if (aead_ctx_new(&s->ctx) < 0 || packet_bufs_alloc(s->bufs, RX_BATCH, RX_BUF_SIZE) < 0) {
+		rx_state_free(s);
 		return NULL;
 	}
-	s->dev = dev;
-	for (unsigned i = 0; i < RX_BATCH; i++) {
-		s->bufs[i] = malloc(RX_BUF_SIZE);
-		if (!s->bufs[i]) {
-			log_error("rx thread: out of memory");
-			goto out;
-		}
-	}
+	return s;
+}
+
+void rx_state_free(struct rx_state *s)
+{
+	if (!s)
+		return;
+	packet_bufs_free(s->bufs, RX_BATCH);
+	aead_ctx_free(s->ctx);
+	free(s);
+}
+
+void *rx_thread_main(void *arg)
+{
+	struct rx_state *s = arg;
+	struct wg_device *dev = s->dev;
+
 	while (!atomic_load(&dev->stopping)) {
 		int fd = atomic_load(&dev->udp_fd);
 		int n;
@@ -518,11 +528,6 @@ void *rx_thread_main(void *arg)
 			if (write(dev->tun_fd, s->out[i].iov_base, s->out[i].iov_len) < 0)
 				atomic_fetch_add(&dev->stats.tx_errors, 1);
 	}
-out:
 	atomic_store(&dev->rx_fd_in_use, -1);
-	for (unsigned i = 0; i < RX_BATCH; i++)
-		free(s->bufs[i]);
-	aead_ctx_free(s->ctx);
-	free(s);
 	return NULL;
 }

@@ -365,33 +365,37 @@ static void tx_send_batch(struct tx_state *s, unsigned n)
 	}
 }
 
-void *tx_thread_main(void *arg)
+struct tx_state *tx_state_new(struct wg_device *dev)
 {
 	struct tx_state *s = calloc(1, sizeof(*s));
-	struct wg_device *dev = arg;
 
-	if (!s || aead_ctx_new(&s->ctx) < 0) {
-		log_error("tx thread: out of memory");
-		free(s);
+	if (!s)
+		return NULL;
+	s->dev = dev;
+	if (aead_ctx_new(&s->ctx) < 0 || packet_bufs_alloc(s->bufs, TX_BATCH, TX_BUF_SIZE) < 0) {
+		tx_state_free(s);
 		return NULL;
 	}
-	s->dev = dev;
-	for (unsigned i = 0; i < TX_BATCH; i++) {
-		s->bufs[i] = malloc(TX_BUF_SIZE);
-		if (!s->bufs[i]) {
-			log_error("tx thread: out of memory");
-			goto out;
-		}
-	}
-	while (!atomic_load(&dev->stopping)) {
+	return s;
+}
+
+void tx_state_free(struct tx_state *s)
+{
+	if (!s)
+		return;
+	packet_bufs_free(s->bufs, TX_BATCH);
+	aead_ctx_free(s->ctx);
+	free(s);
+}
+
+void *tx_thread_main(void *arg)
+{
+	struct tx_state *s = arg;
+
+	while (!atomic_load(&s->dev->stopping)) {
 		unsigned n = tx_read_batch(s);
 		if (n)
 			tx_send_batch(s, tx_seal_batch(s, n));
 	}
-out:
-	for (unsigned i = 0; i < TX_BATCH; i++)
-		free(s->bufs[i]);
-	aead_ctx_free(s->ctx);
-	free(s);
 	return NULL;
 }

@@ -146,11 +146,21 @@ disallowed_source_dropped() { # FROM: a source address the receiver does not all
 	[[ $before == "$after" ]] && ping1 "$from" "$dst"
 }
 
+# invalid_count SIDE: knitd's rx_invalid counter (SIGUSR1 makes it log them).
+invalid_count() {
+	local log=$TMP/$RUN$1.log lines
+	lines=$(grep -c 'stats rx_invalid' "$log" || true)
+	kill -USR1 "${SIDE_PID[$1]}"
+	wait_until 3 eval '(( $(grep -c "stats rx_invalid" "$log") > lines ))' || return 1
+	grep -o 'stats rx_invalid=[0-9]*' "$log" | tail -n 1 | cut -d= -f2
+}
+
 # hostile SIDE: garbage and forged datagrams at SIDE's knitd; it counts them
-# as invalid (SIGUSR1 logs its counters), drops them and keeps working.
+# as invalid, drops them and keeps working.
 hostile() {
-	local side=$1 from=a addr=192.168.241.2 port=$PORT_B dst=10.9.0.2 count
+	local side=$1 from=a addr=192.168.241.2 port=$PORT_B dst=10.9.0.2 before count
 	[[ $side == a ]] && from=b addr=192.168.241.1 port=$PORT_A dst=10.9.0.1
+	before=$(invalid_count "$side") || return 1
 	n "$from" bash -c "
 		for i in \$(seq 1 300); do    # random bytes of random length
 			head -c \$((RANDOM % 300 + 1)) /dev/urandom >/dev/udp/$addr/$port
@@ -165,12 +175,12 @@ hostile() {
 				dd bs=148 count=1 iflag=fullblock status=none >/dev/udp/$addr/$port
 		done"
 	pings "$from" "$dst" || return 1
-	kill -USR1 "${SIDE_PID[$side]}"
-	wait_until 3 grep -q 'stats rx_invalid' "$TMP/$RUN$side.log" || return 1
-	count=$(grep -o 'stats rx_invalid=[0-9]*' "$TMP/$RUN$side.log" | tail -n 1 | cut -d= -f2)
+	count=$(($(invalid_count "$side") - before)) || return 1
 	echo "    $side counted $count of 500 hostile datagrams as invalid"
-	# Random bytes could, very rarely, form a plausible header; no more.
-	((count >= 495 && count <= 500))
+	# Random bytes could, very rarely, form a plausible header; and with
+	# timers divided by 20 a crossing pair of real handshakes can add one
+	# or two stale responses in the same second.
+	((count >= 495 && count <= 505))
 }
 
 rotation_without_loss() {
