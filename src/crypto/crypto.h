@@ -58,7 +58,8 @@ int xaead_open(const uint8_t key[AEAD_KEY_LEN], const uint8_t nonce[XAEAD_NONCE_
 	       const uint8_t *ad, size_t ad_len, const uint8_t *in, size_t len, uint8_t *out);
 void hchacha20(uint8_t out[32], const uint8_t key[32], const uint8_t nonce[16]);
 
-/* BLAKE2s (RFC 7693), out_len 1..32, optional key of 0..32 bytes. */
+/* BLAKE2s (RFC 7693), optional key of 0..32 bytes.  out_len must be 16, 20, 28
+ * or 32 (the digest length is hashed in; libgcrypt has only these); others abort. */
 void blake2s(uint8_t *out, size_t out_len, const uint8_t *key, size_t key_len, const uint8_t *in,
 	     size_t in_len);
 /* BLAKE2s over the concatenation of two inputs (Noise's HASH(a || b)). */

@@ -1,10 +1,11 @@
-// SPDX-License-Identifier: MIT
+/* SPDX-License-Identifier: MIT */
 /*
  * The crypto layer against published vectors: RFC 7748 (X25519), RFC 8439
  * (ChaCha20-Poly1305), draft-irtf-cfrg-xchacha-03 (HChaCha20, XChaCha20-
- * Poly1305) and RFC 7693 (BLAKE2s).  Keyed BLAKE2s, BLAKE2s-128 and HMAC
- * values were computed with Python's hashlib/hmac, an independent
- * implementation.
+ * Poly1305) and RFC 7693 (BLAKE2s).  Keyed BLAKE2s values are those of the
+ * BLAKE2 reference testvectors/blake2s-kat.txt; BLAKE2s-128/160/224, HMAC and
+ * the tag-only AEAD values were computed with Python's hashlib, hmac and
+ * cryptography (independent implementations).
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -59,17 +60,81 @@ static void test_x25519_rfc7748(void **state)
 	unhex(u, "e6db6867583030db3594c1a424b15f7c726624ec26b3353b10a903a6d0ab1c4c");
 	assert_int_equal(x25519(out, scalar, u), 0);
 	assert_hex_equal(out, "c3da55379de9c6908e94ea4df28d084f32eccf03491c71f754b4075577a28552");
+	/* Second vector: u's top bit is set and must be masked, not reduced. */
+	unhex(scalar, "4b66e9d4d1b4673c5ad22691957d6af5c11b6421e0ea01d42ca4169e7918ba0d");
+	unhex(u, "e5210f12786811d3f4b7959d0538ae2c31dbe7106fc03c3efc4cd549c715a493");
+	assert_int_equal(x25519(out, scalar, u), 0);
+	assert_hex_equal(out, "95cbde9476e8907d7aade45cb4b873f88b595a68799fa152e6f8f7647aac7957");
 }
 
-static void test_x25519_low_order_rejected(void **state)
+/* RFC 7748 section 5.2's iterated test: k = X25519(k, u), u = old k, from 9. */
+static void test_x25519_rfc7748_iterated(void **state)
 {
-	uint8_t priv[32], zero[32] = {0}, one[32] = {1}, out[32];
+	uint8_t k[32] = {9}, u[32] = {9}, t[32];
+
+	for (int i = 1; i <= 1000; i++) {
+		assert_int_equal(x25519(t, k, u), 0);
+		memcpy(u, k, 32);
+		memcpy(k, t, 32);
+		if (i == 1)
+			assert_hex_equal(
+				k,
+				"422c8e7a6227d7bca1350b3e2bb7279f7897b87bb6854b783c60e80311ae3079");
+	}
+	assert_hex_equal(k, "684cf59ba83309552800ef566f2f4d3c1c3887c49360e3875f2eb94d99532c51");
+}
+
+/* A u-coordinate >= p is taken mod p (RFC 7748 section 5): p + 9 acts as 9. */
+static void test_x25519_non_canonical(void **state)
+{
+	uint8_t priv[32], nine[32] = {9}, p9[32], a[32], b[32];
 
 	x25519_generate(priv);
-	assert_int_equal(x25519(out, priv, zero), -EINVAL);
-	assert_int_equal(x25519(out, priv, one), -EINVAL);
-	assert_int_equal(priv[0] & 7, 0);
-	assert_int_equal(priv[31] & 0xc0, 0x40);
+	unhex(p9, "f6ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f");
+	assert_int_equal(x25519_public(a, priv), 0);
+	assert_int_equal(x25519(b, priv, nine), 0);
+	assert_memory_equal(a, b, 32);
+	assert_int_equal(x25519(b, priv, p9), 0);
+	assert_memory_equal(a, b, 32);
+}
+
+/* Every point of order 1, 2, 4 or 8 (and their encodings p, p + 1) gives an
+ * all-zero secret, which x25519 must refuse whatever the private key. */
+static void test_x25519_low_order_rejected(void **state)
+{
+	static const char *const low_order[] = {
+		"0000000000000000000000000000000000000000000000000000000000000000",
+		"0100000000000000000000000000000000000000000000000000000000000000",
+		"e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800",
+		"5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157",
+		"ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+		"edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+		"eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+	};
+	uint8_t priv[32], point[32], out[32];
+
+	for (int round = 0; round < 4; round++) {
+		x25519_generate(priv);
+		assert_int_equal(priv[0] & 7, 0);
+		assert_int_equal(priv[31] & 0xc0, 0x40);
+		for (size_t i = 0; i < sizeof(low_order) / sizeof(low_order[0]); i++) {
+			unhex(point, low_order[i]);
+			memset(out, 0xaa, sizeof(out));
+			assert_int_equal(x25519(out, priv, point), -EINVAL);
+		}
+		/* And an ordinary point is accepted with the same key. */
+		unhex(point, "de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f");
+		assert_int_equal(x25519(out, priv, point), 0);
+	}
+}
+
+static void test_x25519_generate_differs(void **state)
+{
+	uint8_t a[32], b[32];
+
+	x25519_generate(a);
+	x25519_generate(b);
+	assert_memory_not_equal(a, b, 32);
 }
 
 static void test_aead_rfc8439(void **state)
@@ -126,7 +191,78 @@ static void test_aead_in_place_and_empty(void **state)
 	assert_int_equal(aead_open(ctx, key, nonce, NULL, 0, buf, sizeof(buf), buf), 0);
 	assert_memory_equal(buf, copy, 64);
 	assert_int_equal(aead_open(ctx, key, nonce, NULL, 0, tag_only, 15, NULL), -EBADMSG);
+	assert_int_equal(aead_open(ctx, key, nonce, NULL, 0, tag_only, 0, NULL), -EBADMSG);
+	/* In place with a bad tag: the plaintext must not be left behind. */
+	assert_int_equal(aead_seal(ctx, key, nonce, NULL, 0, buf, 64, buf), 0);
+	buf[64] ^= 1;
+	assert_int_equal(aead_open(ctx, key, nonce, NULL, 0, buf, sizeof(buf), buf), -EBADMSG);
+	for (int i = 0; i < 64; i++)
+		assert_int_equal(buf[i], 0);
 	aead_ctx_free(ctx);
+}
+
+/* The tag of an empty message (a keepalive) and one with AD only. */
+static void test_aead_tag_only_vectors(void **state)
+{
+	uint8_t key[32], nonce[12], tag[16];
+	struct aead_ctx *ctx;
+
+	assert_int_equal(aead_ctx_new(&ctx), 0);
+	for (int i = 0; i < 32; i++)
+		key[i] = (uint8_t)(0x80 + i);
+	aead_nonce_from_counter(nonce, 5);
+	assert_int_equal(aead_seal(ctx, key, nonce, NULL, 0, NULL, 0, tag), 0);
+	assert_hex_equal(tag, "087f5df1cd4921a6ba7ccd772bcf8e9a");
+	assert_int_equal(aead_seal(ctx, key, nonce, (const uint8_t *)"wg", 2, NULL, 0, tag), 0);
+	assert_hex_equal(tag, "c06928141dc8c23d6074ddee5cfa0c64");
+	assert_int_equal(aead_open(ctx, key, nonce, (const uint8_t *)"wg", 2, tag, 16, NULL), 0);
+	assert_int_equal(aead_open(ctx, key, nonce, NULL, 0, tag, 16, NULL), -EBADMSG);
+	aead_nonce_from_counter(nonce, 6);
+	assert_int_equal(aead_open(ctx, key, nonce, (const uint8_t *)"wg", 2, tag, 16, NULL),
+			 -EBADMSG);
+	aead_ctx_free(ctx);
+}
+
+/* The context caches the last key: a key differing only in its last byte
+ * must still be set, whichever order the keys come in. */
+static void test_aead_key_cache(void **state)
+{
+	uint8_t key[32], near[32], nonce[12], a[16], b[16], c[16];
+	struct aead_ctx *ctx, *fresh;
+
+	assert_int_equal(aead_ctx_new(&ctx), 0);
+	assert_int_equal(aead_ctx_new(&fresh), 0);
+	random_bytes(key, sizeof(key));
+	memcpy(near, key, sizeof(key));
+	near[31] ^= 1;
+	aead_nonce_from_counter(nonce, 1);
+	assert_int_equal(aead_seal(ctx, key, nonce, NULL, 0, NULL, 0, a), 0);
+	assert_int_equal(aead_seal(ctx, near, nonce, NULL, 0, NULL, 0, b), 0);
+	assert_int_equal(aead_seal(fresh, near, nonce, NULL, 0, NULL, 0, c), 0);
+	assert_memory_not_equal(a, b, 16);
+	assert_memory_equal(b, c, 16);
+	assert_int_equal(aead_seal(ctx, key, nonce, NULL, 0, NULL, 0, c), 0);
+	assert_memory_equal(a, c, 16);
+	assert_int_equal(aead_open(ctx, near, nonce, NULL, 0, a, 16, NULL), -EBADMSG);
+	assert_int_equal(aead_open(ctx, key, nonce, NULL, 0, a, 16, NULL), 0);
+	/* An all-zero key is a key like any other (the cache starts zeroed). */
+	memset(key, 0, sizeof(key));
+	assert_int_equal(aead_seal(ctx, key, nonce, NULL, 0, NULL, 0, a), 0);
+	assert_int_equal(aead_seal(fresh, key, nonce, NULL, 0, NULL, 0, b), 0);
+	assert_memory_equal(a, b, 16);
+	aead_ctx_free(fresh);
+	aead_ctx_free(ctx);
+}
+
+static void test_aead_nonce_layout(void **state)
+{
+	uint8_t nonce[12];
+
+	memset(nonce, 0xff, sizeof(nonce));
+	aead_nonce_from_counter(nonce, 0);
+	assert_hex_equal(nonce, "000000000000000000000000");
+	aead_nonce_from_counter(nonce, UINT64_MAX - 1);
+	assert_hex_equal(nonce, "00000000feffffffffffffff");
 }
 
 static void test_hchacha20_draft(void **state)
@@ -173,13 +309,30 @@ static void test_blake2s(void **state)
 	assert_hex_equal(out, "508c5e8c327c14e2e1a72ba34eeb452f37458b209ed63a294d999b4c86675982");
 	blake2s(out, 32, key, 32, NULL, 0);
 	assert_hex_equal(out, "48a8997da407876b3d79c0d92325ad3b89cbb754d86ab71aee047ad345fd2c49");
+	blake2s(out, 32, key, 32, in, 1);
+	assert_hex_equal(out, "40d15fee7c328830166ac3f918650f807e7e01e177258cdc0a39b11f598066f1");
+	blake2s(out, 32, key, 32, in, 63);
+	assert_hex_equal(out, "c65382513f07460da39833cb666c5ed82e61b9e998f4b0c4287cee56c3cc9bcd");
 	blake2s(out, 32, key, 32, in, 64);
 	assert_hex_equal(out, "8975b0577fd35566d750b362b0897a26c399136df07bababbde6203ff2954ed4");
+	blake2s(out, 32, NULL, 0, NULL, 0);
+	assert_hex_equal(out, "69217a3079908094e11121d042354a7c1f55b6482ca1a51e1b250dfd1ed0eef9");
+	/* The other lengths libgcrypt has: each a distinct digest, not a prefix. */
+	blake2s(out, 20, NULL, 0, (const uint8_t *)"abc", 3);
+	assert_hex_equal(out, "5ae3b99be29b01834c3b508521ede60438f8de17");
+	blake2s(out, 28, NULL, 0, (const uint8_t *)"abc", 3);
+	assert_hex_equal(out, "0b033fc226df7abde29f67a05d3dc62cf271ef3dfea4d387407fbd55");
+	blake2s(out, 16, key, 16, (const uint8_t *)"abc", 3);
+	assert_hex_equal(out, "75296c2d2c0f51210b383f386bc8b1ff");
 	/* WireGuard's MACs: a real 16-byte digest, not a truncation. */
 	blake2s(out, 16, key, 32, (const uint8_t *)"mac1----", 8);
 	assert_hex_equal(out, "009514d37a2d3cb5c78a5adf4defcb92");
 	blake2s2(out, (const uint8_t *)"a", 1, (const uint8_t *)"bc", 2);
 	assert_hex_equal(out, "508c5e8c327c14e2e1a72ba34eeb452f37458b209ed63a294d999b4c86675982");
+	blake2s2(out, (const uint8_t *)"abc", 3, NULL, 0);
+	assert_hex_equal(out, "508c5e8c327c14e2e1a72ba34eeb452f37458b209ed63a294d999b4c86675982");
+	blake2s2(out, in, 63, in + 63, 1); /* split one byte before the block edge */
+	assert_hex_equal(out, "56f34e8b96557e90c1f24b52d0c89d51086acf1b00f634cf1dde9233b8eaaa3e");
 }
 
 static void test_noise_constants(void **state)
@@ -204,6 +357,10 @@ static void test_hmac_blake2s(void **state)
 	assert_hex_equal(out, "5415924543576b3f5ee867c94e1aab70586d33b32fae3fccd2c635b3e1d7198d");
 	hmac_blake2s(out, key, 100, (const uint8_t *)"long key", 8); /* key hashed first */
 	assert_hex_equal(out, "096d2dec44b647196383c466daf27592cf0c187793f83d1e9f8a19efc137d0d1");
+	hmac_blake2s(out, key, 64, (const uint8_t *)"block key", 9); /* used as is */
+	assert_hex_equal(out, "05fde39b7dca19d5d11a8c9dc96be6fb5c821f1fb2a0144f1e4e5f6560f63914");
+	hmac_blake2s(out, NULL, 0, NULL, 0);
+	assert_hex_equal(out, "eaf4bb25938f4d20e72656bbbc7a9bf63c0c18537333c35bdb67db1402661acd");
 }
 
 static void test_memeq_and_random(void **state)
@@ -226,9 +383,15 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_x25519_rfc7748),
+		cmocka_unit_test(test_x25519_rfc7748_iterated),
+		cmocka_unit_test(test_x25519_non_canonical),
 		cmocka_unit_test(test_x25519_low_order_rejected),
+		cmocka_unit_test(test_x25519_generate_differs),
 		cmocka_unit_test(test_aead_rfc8439),
 		cmocka_unit_test(test_aead_in_place_and_empty),
+		cmocka_unit_test(test_aead_tag_only_vectors),
+		cmocka_unit_test(test_aead_key_cache),
+		cmocka_unit_test(test_aead_nonce_layout),
 		cmocka_unit_test(test_hchacha20_draft),
 		cmocka_unit_test(test_xaead_draft),
 		cmocka_unit_test(test_blake2s),
@@ -238,5 +401,6 @@ int main(void)
 	};
 
 	assert_int_equal(crypto_init(), 0);
+	assert_int_equal(crypto_init(), 0); /* idempotent */
 	return cmocka_run_group_tests_name("crypto", tests, NULL, NULL);
 }
