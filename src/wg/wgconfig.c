@@ -369,13 +369,50 @@ static int quick_line(struct parser *p, struct quick_state *q, char *line)
 	return peer_key(p, q, key, value);
 }
 
+/*
+ * Calls fn for each line of text (NUL-terminated copy, wiped afterwards: lines
+ * carry keys), counting lines in p->line.  Lines are bounded; NUL bytes and,
+ * unless allow_empty, empty lines are errors.
+ */
+static int for_each_line(struct parser *p, const char *text, size_t len, bool allow_empty,
+			 int (*fn)(struct parser *p, void *arg, char *line), void *arg)
+{
+	char line[MAX_LINE + 1];
+	size_t pos = 0;
+	int ret;
+
+	while (pos < len) {
+		const char *nl = memchr(text + pos, '\n', len - pos);
+		size_t n = nl ? (size_t)(nl - (text + pos)) : len - pos;
+
+		p->line++;
+		if (n > MAX_LINE)
+			return fail(p, "line longer than %d characters", MAX_LINE);
+		if (memchr(text + pos, '\0', n))
+			return fail(p, "NUL byte in text");
+		if (!n && !allow_empty)
+			return fail(p, "empty line");
+		memcpy(line, text + pos, n);
+		line[n] = '\0';
+		pos += n + (nl ? 1 : 0);
+		ret = fn(p, arg, line);
+		memzero_explicit(line, sizeof(line));
+		if (ret < 0)
+			return ret;
+	}
+	return 0;
+}
+
+static int quick_line_cb(struct parser *p, void *q, char *line)
+{
+	return quick_line(p, q, line);
+}
+
 int wgquick_parse(struct wg_config *out, const char *text, size_t len, const char *source,
 		  char err[WGCONFIG_ERR_LEN])
 {
 	struct parser p = {.c = out, .source = source, .err = err};
 	struct quick_state q = {.section = SECTION_NONE};
-	char line[MAX_LINE + 1];
-	size_t pos = 0;
 	int ret;
 
 	if (len > WGCONFIG_MAX_BYTES) {
@@ -383,23 +420,8 @@ int wgquick_parse(struct wg_config *out, const char *text, size_t len, const cha
 			 WGCONFIG_MAX_BYTES);
 		return -EINVAL;
 	}
-	while (pos < len) {
-		const char *nl = memchr(text + pos, '\n', len - pos);
-		size_t n = nl ? (size_t)(nl - (text + pos)) : len - pos;
-
-		p.line++;
-		if (n > MAX_LINE)
-			return fail(&p, "line longer than %d characters", MAX_LINE);
-		if (memchr(text + pos, '\0', n))
-			return fail(&p, "NUL byte in text");
-		memcpy(line, text + pos, n);
-		line[n] = '\0';
-		pos += n + (nl ? 1 : 0);
-		ret = quick_line(&p, &q, line);
-		memzero_explicit(line, sizeof(line));
-		if (ret < 0)
-			return ret;
-	}
+	if ((ret = for_each_line(&p, text, len, true, quick_line_cb, &q)) < 0)
+		return ret;
 	p.line++;
 	return end_peer(&p, &q);
 }
@@ -521,34 +543,19 @@ static int uapi_line(struct parser *p, struct wg_peer_config **peer, char *line)
 	return 0;
 }
 
+static int uapi_line_cb(struct parser *p, void *peer, char *line)
+{
+	return uapi_line(p, peer, line);
+}
+
 int uapi_parse_set(struct wg_config *out, const char *text, size_t len, char err[WGCONFIG_ERR_LEN])
 {
 	struct parser p = {.c = out, .err = err};
 	struct wg_peer_config *peer = NULL;
-	char line[MAX_LINE + 1];
-	size_t pos = 0;
-	int ret;
 
 	if (len > WGCONFIG_MAX_BYTES) {
 		snprintf(err, WGCONFIG_ERR_LEN, "request larger than %u bytes", WGCONFIG_MAX_BYTES);
 		return -EINVAL;
 	}
-	while (pos < len) {
-		const char *nl = memchr(text + pos, '\n', len - pos);
-		size_t n = nl ? (size_t)(nl - (text + pos)) : len - pos;
-
-		p.line++;
-		if (n > MAX_LINE)
-			return fail(&p, "line longer than %d characters", MAX_LINE);
-		if (n == 0 || memchr(text + pos, '\0', n))
-			return fail(&p, n ? "NUL byte in request" : "empty line");
-		memcpy(line, text + pos, n);
-		line[n] = '\0';
-		pos += n + (nl ? 1 : 0);
-		ret = uapi_line(&p, &peer, line);
-		memzero_explicit(line, sizeof(line));
-		if (ret < 0)
-			return ret;
-	}
-	return 0;
+	return for_each_line(&p, text, len, false, uapi_line_cb, &peer);
 }
