@@ -12,6 +12,11 @@
 
 static const uint8_t v4_mapped_prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
 
+static unsigned family_bits(int family)
+{
+	return family == AF_INET ? 32 : family == AF_INET6 ? 128 : 0;
+}
+
 /* A decimal number 0..max, the whole string. */
 static int parse_uint(const char *s, unsigned long max, unsigned long *out)
 {
@@ -57,7 +62,7 @@ int prefix_parse(const char *s, struct ip_prefix *out)
 
 void prefix_mask(struct ip_prefix *p)
 {
-	unsigned total = p->family == AF_INET ? 4 : 16;
+	unsigned total = family_bits(p->family) / 8;
 
 	for (unsigned i = 0; i < total; i++) {
 		unsigned keep = p->bits > i * 8 ? p->bits - i * 8 : 0;
@@ -82,11 +87,52 @@ bool prefix_contains(const struct ip_prefix *p, int family, const void *addr)
 	const uint8_t *a = addr;
 	unsigned full = p->bits / 8, rest = p->bits % 8;
 
-	if (family != p->family)
+	/* A prefix not made by prefix_parse() must not make us read past addr. */
+	if (family != p->family || p->bits > family_bits(family))
 		return false;
 	if (memcmp(a, p->addr.bytes, full))
 		return false;
 	return !rest || !((a[full] ^ p->addr.bytes[full]) & (uint8_t)(0xff00 >> rest));
+}
+
+/* A label inet_aton() reads as a number: decimal, octal or 0x-hex. */
+static bool numeric_label(const char *s, size_t len)
+{
+	size_t i;
+	bool hex = len > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X');
+
+	for (i = hex ? 2 : 0; i < len; i++) {
+		char c = s[i];
+		bool digit = c >= '0' && c <= '9';
+		if (!digit && !(hex && ((c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'))))
+			return false;
+	}
+	return len > 0;
+}
+
+/*
+ * getaddrinfo() is lenient: inet_aton() takes "1.2.3", "0x7f.1" or trailing
+ * blanks.  Only host names made of letters, digits, '-', '.' and '_', with at
+ * least one label that is not a number, reach it.
+ */
+static bool valid_hostname(const char *host)
+{
+	const char *label = host;
+	bool all_numeric = true;
+
+	for (const char *c = host;; c++) {
+		if (*c == '.' || *c == '\0') {
+			all_numeric &= numeric_label(label, (size_t)(c - label));
+			if (!*c)
+				break;
+			label = c + 1;
+			continue;
+		}
+		if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+		      (*c >= '0' && *c <= '9') || *c == '-' || *c == '_'))
+			return false;
+	}
+	return *host && !all_numeric;
 }
 
 static int resolve(const char *host, uint16_t port, union sockaddr_inet *out)
@@ -156,7 +202,7 @@ int endpoint_parse(const char *s, bool allow_dns, union sockaddr_inet *out)
 		out->in.sin_port = htons((uint16_t)port);
 		return 0;
 	}
-	if (!allow_dns)
+	if (!allow_dns || !valid_hostname(host))
 		return -EINVAL;
 	return resolve(host, (uint16_t)port, out);
 }

@@ -27,13 +27,16 @@ void buf_free(struct buf *b)
 	buf_init(b, b->max);
 }
 
+/* Keeps need + 1 and cap * 2 from overflowing whatever max a caller passes. */
+#define BUF_MAX_LIMIT (SIZE_MAX / 4)
+
 /* Room for len more bytes plus a NUL, growing by doubling up to max. */
 static int reserve(struct buf *b, size_t len)
 {
-	size_t need, cap;
+	size_t need, cap, max = b->max < BUF_MAX_LIMIT ? b->max : BUF_MAX_LIMIT;
 	uint8_t *data;
 
-	if (len > b->max || b->len > b->max - len)
+	if (len > max || b->len > max - len)
 		return -ENOBUFS;
 	need = b->len + len + 1;
 	if (need <= b->cap)
@@ -41,8 +44,8 @@ static int reserve(struct buf *b, size_t len)
 	cap = b->cap ? b->cap : 256;
 	while (cap < need)
 		cap *= 2;
-	if (cap > b->max + 1)
-		cap = b->max + 1;
+	if (cap > max + 1)
+		cap = max + 1;
 	data = malloc(cap);
 	if (!data)
 		return -ENOMEM;
@@ -107,7 +110,8 @@ int buf_read_file(struct buf *b, const char *path, size_t max)
 	ssize_t n;
 	int fd, ret = 0;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: opening a FIFO must not wait for a writer; files ignore it. */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 	if (fd < 0)
 		return -errno;
 	if (fstat(fd, &st) < 0) {
@@ -139,6 +143,11 @@ int buf_read_file(struct buf *b, const char *path, size_t max)
 	if (!b->data)
 		ret = buf_append(b, "", 0);
 out:
+	if (ret < 0 && b->data) {
+		/* No half-read file (it may hold keys) is left behind. */
+		explicit_bzero(b->data, b->cap);
+		b->len = 0;
+	}
 	explicit_bzero(chunk, sizeof(chunk));
 	close(fd);
 	return ret;

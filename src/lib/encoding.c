@@ -113,7 +113,8 @@ int key_from_hex(uint8_t key[KEY_LEN], const char *s)
 			int c_num = c ^ 48, c_num0 = (c_num - 10) >> 8;
 			int c_alpha = (c & ~32) - 55,
 			    c_alpha0 = ((c_alpha - 10) ^ (c_alpha - 16)) >> 8;
-			bad |= (uint8_t)(((c_num0 | c_alpha0) == 0) & 1);
+			/* The masks are -1 for a hex digit, so +1 is 0 then, 1 otherwise. */
+			bad |= (uint8_t)((c_num0 | c_alpha0) + 1);
 			byte = (uint8_t)((byte << 4) | ((c_num0 & c_num) | (c_alpha0 & c_alpha)));
 		}
 		key[i / 2] = byte;

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
@@ -130,11 +131,16 @@ void evloop_timer_arm(struct evloop *l, struct ev_timer *timer, uint64_t deadlin
 	heap_up(l, timer->heap_index);
 }
 
+/*
+ * At most as many callbacks as timers were armed on entry: a timer re-armed
+ * into the past from its own callback waits for the next pass, after fds.
+ */
 static void run_timers(struct evloop *l)
 {
 	uint64_t now = clock_mono_ns();
+	size_t budget = l->heap_len;
 
-	while (l->heap_len && l->heap[0]->deadline_ns <= now) {
+	while (budget-- && l->heap_len && l->heap[0]->deadline_ns <= now) {
 		struct ev_timer *t = l->heap[0];
 		evloop_timer_cancel(l, t);
 		t->cb(l, t, t->arg);
@@ -157,24 +163,35 @@ static int next_timeout_ms(struct evloop *l)
 
 /* --- file descriptors ---------------------------------------------------- */
 
+/* The table, indexed by fd, grows by doubling but never past RLIMIT_NOFILE. */
+static int fd_table_grow(struct evloop *l, int fd)
+{
+	size_t n = l->n_fds ? l->n_fds : 64;
+	struct fd_entry *fds;
+	struct rlimit rl;
+
+	while (n <= (size_t)fd)
+		n *= 2;
+	if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur != RLIM_INFINITY && n > rl.rlim_cur)
+		n = rl.rlim_cur > (rlim_t)fd ? (size_t)rl.rlim_cur : (size_t)fd + 1;
+	fds = realloc(l->fds, n * sizeof(*fds));
+	if (!fds)
+		return -ENOMEM;
+	memset(fds + l->n_fds, 0, (n - l->n_fds) * sizeof(*fds));
+	l->fds = fds;
+	l->n_fds = n;
+	return 0;
+}
+
 int evloop_add_fd(struct evloop *l, int fd, uint32_t events, ev_fd_cb cb, void *arg)
 {
 	struct epoll_event ev = {.events = events};
+	int ret;
 
 	if (fd < 0)
 		return -EBADF;
-	if ((size_t)fd >= l->n_fds) {
-		size_t n = l->n_fds ? l->n_fds : 64;
-		struct fd_entry *fds;
-		while (n <= (size_t)fd)
-			n *= 2;
-		fds = realloc(l->fds, n * sizeof(*fds));
-		if (!fds)
-			return -ENOMEM;
-		memset(fds + l->n_fds, 0, (n - l->n_fds) * sizeof(*fds));
-		l->fds = fds;
-		l->n_fds = n;
-	}
+	if ((size_t)fd >= l->n_fds && (ret = fd_table_grow(l, fd)) < 0)
+		return ret;
 	if (l->fds[fd].used)
 		return -EEXIST;
 	l->fds[fd].generation++;
@@ -277,8 +294,11 @@ int evloop_add_signal(struct evloop *l, int signo, ev_signal_cb cb, void *arg)
 	if (!s)
 		return -ENOMEM;
 	sigemptyset(&mask);
-	sigaddset(&mask, signo);
-	pthread_sigmask(SIG_BLOCK, &mask, NULL);
+	/* Threads started later inherit the mask, so call this before them. */
+	if (sigaddset(&mask, signo) < 0 || pthread_sigmask(SIG_BLOCK, &mask, NULL) != 0) {
+		free(s);
+		return -EINVAL;
+	}
 	s->fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 	if (s->fd < 0) {
 		ret = -errno;
@@ -362,17 +382,22 @@ void evloop_free(struct evloop *l)
 	free(l);
 }
 
+/*
+ * A stop requested before the loop runs is honoured: run() returns at once.
+ * Leaving consumes it, so a later run() needs a new stop.
+ */
 int evloop_run(struct evloop *l)
 {
 	struct epoll_event events[MAX_EVENTS];
+	int ret = 0;
 
-	atomic_store(&l->stopped, false);
 	while (!atomic_load(&l->stopped)) {
 		int n = epoll_wait(l->epfd, events, MAX_EVENTS, next_timeout_ms(l));
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			return -errno;
+			ret = -errno;
+			break;
 		}
 		for (int i = 0; i < n; i++) {
 			int fd = (int)(uint32_t)events[i].data.u64;
@@ -387,5 +412,7 @@ int evloop_run(struct evloop *l)
 		}
 		run_timers(l);
 	}
-	return 0;
+	atomic_store(&l->stopped, false);
+	drain_eventfd(l->stop_fd);
+	return ret;
 }
