@@ -183,6 +183,20 @@ hostile() {
 	((count >= 495 && count <= 505))
 }
 
+# persistent_keepalive: an idle A told to keep the path open sends keepalives
+# (32 bytes each) that B receives.
+persistent_keepalive() {
+	local a0 b0 a1 b1
+	n a wg set "${RUN}a" peer "$PUB_B" persistent-keepalive 1
+	sleep 0.3
+	a0=$(transfer a | awk '{print $2}'); b0=$(transfer b | awk '{print $1}')
+	sleep 2.5
+	a1=$(transfer a | awk '{print $2}'); b1=$(transfer b | awk '{print $1}')
+	n a wg set "${RUN}a" peer "$PUB_B" persistent-keepalive 0
+	echo "    idle A sent $((a1 - a0)) bytes in 2.5 s, B received $((b1 - b0))"
+	((a1 - a0 >= 64 && b1 - b0 >= 64))
+}
+
 rotation_without_loss() {
 	local out changes=0 last now i
 	last=$(latest_handshake a)
@@ -224,6 +238,9 @@ for pair in $PAIRS; do
 		check "$pair: B counts and drops garbage and forged packets" hostile b
 	else
 		check "$pair: A counts and drops garbage and forged packets" hostile a
+	fi
+	if [[ $A == knitd ]]; then
+		check "$pair: persistent keepalive from an idle A" persistent_keepalive
 	fi
 	check "$pair: A roams to a new port, B follows" roams a 52001
 	check "$pair: B roams to a new port, A follows" roams b 52002

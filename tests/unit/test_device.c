@@ -38,7 +38,7 @@ static int setup(void **state)
 	struct wg_config cfg;
 	char err[WGCONFIG_ERR_LEN];
 	socklen_t len = sizeof(f->client_addr);
-	union sockaddr_inet local = { .in.sin_family = AF_INET };
+	union sockaddr_inet local = {.in.sin_family = AF_INET};
 
 	log_set_level(LOG_LEVEL_ERROR);
 	assert_int_equal(evloop_new(&f->loop), 0);
@@ -91,9 +91,8 @@ static void deliver_initiation(struct fixture *f, uint32_t index)
 	cookie_add_macs(&f->maker, &m, sizeof(m));
 	receive_batch_begin(&b, NULL, clock_mono_ns());
 	pthread_rwlock_rdlock(&f->dev->lock);
-	assert_int_equal(receive_datagram(f->dev, &b, (uint8_t *)&m, sizeof(m), &f->client_addr,
-					  &plain),
-			 0);
+	assert_int_equal(
+		receive_datagram(f->dev, &b, (uint8_t *)&m, sizeof(m), &f->client_addr, &plain), 0);
 	b.wake = false;
 	receive_batch_end(f->dev, &b);
 	pthread_rwlock_unlock(&f->dev->lock);
@@ -110,7 +109,7 @@ struct replies {
 static void collect(struct fixture *f, struct replies *r)
 {
 	uint8_t buf[256];
-	struct pollfd p = { .fd = f->client_fd, .events = POLLIN };
+	struct pollfd p = {.fd = f->client_fd, .events = POLLIN};
 
 	while (poll(&p, 1, 200) > 0) {
 		ssize_t n = recv(f->client_fd, buf, sizeof(buf), 0);
@@ -127,7 +126,7 @@ static void collect(struct fixture *f, struct replies *r)
 static void test_answers_an_initiation(void **state)
 {
 	struct fixture *f = *state;
-	struct replies r = { 0 };
+	struct replies r = {0};
 	struct noise_session_keys keys;
 
 	deliver_initiation(f, 77);
@@ -143,7 +142,7 @@ static void test_answers_an_initiation(void **state)
 static void test_under_load_demands_cookie(void **state)
 {
 	struct fixture *f = *state;
-	struct replies r = { 0 };
+	struct replies r = {0};
 
 	/* A burst deeper than 1/8 of the queue puts the device under load:
 	 * every initiation without a valid mac2 gets a cookie reply, none
@@ -167,11 +166,41 @@ static void test_under_load_demands_cookie(void **state)
 	assert_int_equal(noise_handshake_consume_response(&r.response, &f->hs, &f->client), 0);
 }
 
+static void test_keys_zeroed_after_three_reject_times(void **state)
+{
+	struct fixture *f = *state;
+	struct replies r = {0};
+	struct wg_peer *peer = f->dev->peers;
+
+	deliver_initiation(f, 5);
+	receive_handshakes(f->dev);
+	collect(f, &r);
+	assert_int_equal(r.responses, 1);
+	assert_non_null(peer->keypairs.next);
+	assert_int_equal(f->dev->index.used, 1);
+	/* Nothing happens before the deadline... */
+	peer->session_derived_ns =
+		clock_mono_ns() - 3 * f->dev->timers.reject_after_ns + NSEC_PER_SEC;
+	timers_tick(f->loop, &f->dev->tick, f->dev);
+	assert_non_null(peer->keypairs.next);
+	/* ...and after it every key and index is gone. */
+	peer->session_derived_ns = clock_mono_ns() - 3 * f->dev->timers.reject_after_ns - 1;
+	timers_tick(f->loop, &f->dev->tick, f->dev);
+	assert_null(peer->keypairs.current);
+	assert_null(peer->keypairs.previous);
+	assert_null(peer->keypairs.next);
+	assert_int_equal(f->dev->index.used, 0);
+	assert_int_equal(peer->handshake.state, HANDSHAKE_ZEROED);
+	evloop_timer_cancel(f->loop, &f->dev->tick);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_answers_an_initiation, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_under_load_demands_cookie, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_keys_zeroed_after_three_reject_times, setup,
+						teardown),
 	};
 
 	crypto_init();
