@@ -1,4 +1,4 @@
-/* SPDX-License-Identifier: MIT */
+// SPDX-License-Identifier: MIT
 /*
  * Per-packet ChaCha20-Poly1305 cost of a full-MTU WireGuard data packet (1424
  * bytes of plaintext), through crypto.h and through raw libgcrypt with and

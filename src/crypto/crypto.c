@@ -1,4 +1,4 @@
-/* SPDX-License-Identifier: MIT */
+// SPDX-License-Identifier: MIT
 /*
  * The primitives, over libgcrypt (see crypto.h).  HChaCha20 is the only one
  * written here: libgcrypt has ChaCha20 but not XChaCha20.

@@ -1,4 +1,4 @@
-/* SPDX-License-Identifier: MIT */
+// SPDX-License-Identifier: MIT
 /*
  * The crypto layer against published vectors: RFC 7748 (X25519), RFC 8439
  * (ChaCha20-Poly1305), draft-irtf-cfrg-xchacha-03 (HChaCha20, XChaCha20-
