@@ -16,6 +16,7 @@ void buf_init(struct buf *b, size_t max)
 	b->data = NULL;
 	b->len = b->cap = 0;
 	b->max = max;
+	b->err = 0;
 }
 
 void buf_free(struct buf *b)
@@ -37,7 +38,7 @@ static int reserve(struct buf *b, size_t len)
 	uint8_t *data;
 
 	if (len > max || b->len > max - len)
-		return -ENOBUFS;
+		return b->err = b->err ? b->err : -ENOBUFS;
 	need = b->len + len + 1;
 	if (need <= b->cap)
 		return 0;
@@ -48,7 +49,7 @@ static int reserve(struct buf *b, size_t len)
 		cap = max + 1;
 	data = malloc(cap);
 	if (!data)
-		return -ENOMEM;
+		return b->err = b->err ? b->err : -ENOMEM;
 	if (b->data) {
 		memcpy(data, b->data, b->len);
 		explicit_bzero(b->data, b->cap);

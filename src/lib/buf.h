@@ -14,6 +14,7 @@ struct buf {
 	size_t len;
 	size_t cap;
 	size_t max;
+	int err; /* the first failed append's error, sticky until buf_free */
 };
 
 void buf_init(struct buf *b, size_t max);

@@ -550,5 +550,5 @@ int device_uapi_get(struct wg_device *dev, struct buf *out)
 	for (struct wg_peer *p = dev->peers; p; p = p->list_next)
 		format_peer(out, p, &l);
 	free(l.items);
-	return 0;
+	return out->err; /* an answer cut short is an error, not a smaller answer */
 }

@@ -49,8 +49,16 @@ static void conn_close(struct uapi_conn *c)
 
 static void handle_get(struct uapi_conn *c)
 {
+	size_t start = c->out.len;
 	int ret = device_uapi_get(c->srv->dev, &c->out);
 
+	if (ret < 0) {
+		/* Drop the partial answer; room remains for the error line. */
+		c->out.len = start;
+		c->out.err = 0;
+		log_warn("userspace API get failed interface=%s error=\"%s\"",
+			 c->srv->dev->ifname, strerror(-ret));
+	}
 	buf_printf(&c->out, "errno=%d\n\n", ret < 0 ? -ret : 0);
 }
 

@@ -257,10 +257,26 @@ static void test_read_file_growing(void **state)
 	buf_free(&b);
 }
 
+/* An answer built from many appends can tell afterwards that one failed. */
+static void test_error_is_sticky(void **state)
+{
+	struct buf b;
+
+	buf_init(&b, 8);
+	assert_int_equal(buf_printf(&b, "%s", "12345"), 0);
+	assert_int_equal(b.err, 0);
+	assert_int_equal(buf_printf(&b, "%s", "6789"), -ENOBUFS);
+	assert_int_equal(buf_append(&b, "x", 1), 0); /* still fits */
+	assert_int_equal(b.err, -ENOBUFS);
+	buf_free(&b);
+	assert_int_equal(b.err, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_append_limits),
+		cmocka_unit_test(test_error_is_sticky),
 		cmocka_unit_test(test_unbounded_max),
 		cmocka_unit_test(test_growth),
 		cmocka_unit_test(test_printf),
