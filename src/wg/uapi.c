@@ -79,21 +79,37 @@ static void handle_set(struct uapi_conn *c, const char *body, size_t len)
 	buf_printf(&c->out, "errno=%d\n\n", ret < 0 ? -ret : 0);
 }
 
-/* Handles every complete request (ending in a blank line) in c->in. */
+enum uapi_op uapi_next_request(const char *data, size_t len, size_t *req_len, const char **body,
+			       size_t *body_len)
+{
+	const char *end = len >= 2 ? memmem(data, len, "\n\n", 2) : NULL;
+
+	if (!end)
+		return UAPI_INCOMPLETE;
+	*req_len = (size_t)(end - data) + 2;
+	if (*req_len == 7 && !memcmp(data, "get=1\n\n", 7))
+		return UAPI_GET;
+	if (*req_len >= 7 && !memcmp(data, "set=1\n", 6)) {
+		*body = data + 6;
+		*body_len = *req_len - 7; /* up to and including the last line's newline */
+		return UAPI_SET;
+	}
+	return UAPI_INVALID;
+}
+
+/* Handles every complete request in c->in. */
 static void process_requests(struct uapi_conn *c)
 {
-	for (;;) {
-		char *data = (char *)c->in.data;
-		char *end = c->in.len ? memmem(data, c->in.len, "\n\n", 2) : NULL;
-		size_t req_len;
+	const char *body = NULL;
+	size_t req_len, body_len = 0;
+	enum uapi_op op;
 
-		if (!end)
-			return;
-		req_len = (size_t)(end - data) + 2;
-		if (!strncmp(data, "get=1\n", 6)) {
+	while ((op = uapi_next_request((const char *)c->in.data, c->in.len, &req_len, &body,
+				       &body_len)) != UAPI_INCOMPLETE) {
+		if (op == UAPI_GET) {
 			handle_get(c);
-		} else if (!strncmp(data, "set=1\n", 6)) {
-			handle_set(c, data + 6, req_len - 7);
+		} else if (op == UAPI_SET) {
+			handle_set(c, body, body_len);
 		} else {
 			buf_printf(&c->out, "errno=%d\n\n", EINVAL);
 			c->closing = true;
