@@ -218,20 +218,28 @@ fail:
 	return ret;
 }
 
-int packet_bufs_alloc(uint8_t **bufs, unsigned n, size_t size)
+int dp_thread_init(struct dp_thread *t, struct wg_device *dev, size_t buf_size)
 {
-	for (unsigned i = 0; i < n; i++)
-		if (!(bufs[i] = malloc(size)))
+	t->dev = dev;
+	if (aead_ctx_new(&t->ctx) < 0)
+		return -ENOMEM;
+	for (unsigned i = 0; i < DP_BATCH; i++) {
+		if (!(t->bufs[i] = malloc(buf_size))) {
+			dp_thread_destroy(t);
 			return -ENOMEM;
+		}
+	}
 	return 0;
 }
 
-void packet_bufs_free(uint8_t **bufs, unsigned n)
+void dp_thread_destroy(struct dp_thread *t)
 {
-	for (unsigned i = 0; i < n; i++) {
-		free(bufs[i]);
-		bufs[i] = NULL;
+	for (unsigned i = 0; i < DP_BATCH; i++) {
+		free(t->bufs[i]);
+		t->bufs[i] = NULL;
 	}
+	aead_ctx_free(t->ctx);
+	t->ctx = NULL;
 }
 
 int device_rebind(struct wg_device *dev, uint16_t port)

@@ -130,9 +130,15 @@ int device_uapi_get(struct wg_device *dev, struct buf *out);
 struct wg_peer *device_find_peer(struct wg_device *dev, const uint8_t key[NOISE_PUBLIC_KEY_LEN]);
 void device_queue_work(struct wg_device *dev, struct wg_peer *peer);
 void device_timers_init(struct wg_timers_config *t, unsigned divisor);
-/* A data-path thread's packet buffers, allocated before it starts. */
-int packet_bufs_alloc(uint8_t **bufs, unsigned n, size_t size);
-void packet_bufs_free(uint8_t **bufs, unsigned n);
+/* What every data-path thread owns, allocated before it starts. */
+#define DP_BATCH 64
+struct dp_thread {
+	struct wg_device *dev;
+	struct aead_ctx *ctx;
+	uint8_t *bufs[DP_BATCH];
+};
+int dp_thread_init(struct dp_thread *t, struct wg_device *dev, size_t buf_size);
+void dp_thread_destroy(struct dp_thread *t);
 int device_rebind(struct wg_device *dev, uint16_t port);
 
 /* send.c */

@@ -17,7 +17,7 @@
 #include "lib/log.h"
 #include "wg/device.h"
 
-#define RX_BATCH     64
+#define RX_BATCH     DP_BATCH
 #define RX_BUF_SIZE  65536
 #define HSQ_CAPACITY 1024
 /* Past this depth the device is under load and demands cookies (Linux: /8). */
@@ -289,9 +289,7 @@ void receive_handshakes(struct wg_device *dev)
 /* --- the rx thread --------------------------------------------------------- */
 
 struct rx_state {
-	struct wg_device *dev;
-	struct aead_ctx *ctx;
-	uint8_t *bufs[RX_BATCH];
+	struct dp_thread c; /* first: what every data-path thread owns */
 	struct mmsghdr msgs[RX_BATCH];
 	struct iovec iovs[RX_BATCH];
 	union sockaddr_inet names[RX_BATCH];
@@ -455,11 +453,11 @@ invalid:
 /* Processes a received batch under the read lock; returns packets for TUN. */
 static unsigned rx_process_batch(struct rx_state *s, unsigned n)
 {
-	struct wg_device *dev = s->dev;
+	struct wg_device *dev = s->c.dev;
 	struct rx_batch b;
 	unsigned out = 0;
 
-	receive_batch_begin(&b, s->ctx, clock_mono_ns());
+	receive_batch_begin(&b, s->c.ctx, clock_mono_ns());
 	pthread_rwlock_rdlock(&dev->lock);
 	for (unsigned i = 0; i < n; i++) {
 		uint8_t *plain;
@@ -467,7 +465,7 @@ static unsigned rx_process_batch(struct rx_state *s, unsigned n)
 
 		if (s->msgs[i].msg_hdr.msg_flags & MSG_TRUNC)
 			continue;
-		plen = receive_datagram(dev, &b, s->bufs[i], s->msgs[i].msg_len, &s->names[i],
+		plen = receive_datagram(dev, &b, s->c.bufs[i], s->msgs[i].msg_len, &s->names[i],
 					&plain);
 		if (plen)
 			s->out[out++] = (struct iovec){.iov_base = plain, .iov_len = plen};
@@ -481,29 +479,24 @@ struct rx_state *rx_state_new(struct wg_device *dev)
 {
 	struct rx_state *s = calloc(1, sizeof(*s));
 
-	if (!s)
-		return NULL;
-	s->dev = dev;
-	if (aead_ctx_new(&s->ctx) < 0 || packet_bufs_alloc(s->bufs, RX_BATCH, RX_BUF_SIZE) < 0) {
-		rx_state_free(s);
-		return NULL;
+	if (s && dp_thread_init(&s->c, dev, RX_BUF_SIZE) < 0) {
+		free(s);
+		s = NULL;
 	}
 	return s;
 }
 
 void rx_state_free(struct rx_state *s)
 {
-	if (!s)
-		return;
-	packet_bufs_free(s->bufs, RX_BATCH);
-	aead_ctx_free(s->ctx);
+	if (s)
+		dp_thread_destroy(&s->c);
 	free(s);
 }
 
 void *rx_thread_main(void *arg)
 {
 	struct rx_state *s = arg;
-	struct wg_device *dev = s->dev;
+	struct wg_device *dev = s->c.dev;
 
 	while (!atomic_load(&dev->stopping)) {
 		int fd = atomic_load(&dev->udp_fd);
@@ -511,7 +504,7 @@ void *rx_thread_main(void *arg)
 
 		atomic_store(&dev->rx_fd_in_use, fd);
 		for (unsigned i = 0; i < RX_BATCH; i++) {
-			s->iovs[i] = (struct iovec){.iov_base = s->bufs[i], .iov_len = RX_BUF_SIZE};
+			s->iovs[i] = (struct iovec){.iov_base = s->c.bufs[i], .iov_len = RX_BUF_SIZE};
 			s->msgs[i].msg_hdr = (struct msghdr){
 				.msg_name = &s->names[i],
 				.msg_namelen = sizeof(s->names[i]),

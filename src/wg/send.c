@@ -16,7 +16,7 @@
 #include "lib/log.h"
 #include "wg/device.h"
 
-#define TX_BATCH    64
+#define TX_BATCH    DP_BATCH
 #define TX_BUF_SIZE (MESSAGE_DATA_HEADER_LEN + 65535 + NOISE_AUTHTAG_LEN + MESSAGE_PADDING_MULTIPLE)
 
 static inline void put_le32(void *p, uint32_t v)
@@ -237,9 +237,7 @@ void send_keepalive(struct wg_peer *peer)
 /* --- the tx thread -------------------------------------------------------- */
 
 struct tx_state {
-	struct wg_device *dev;
-	struct aead_ctx *ctx;
-	uint8_t *bufs[TX_BATCH];
+	struct dp_thread c; /* first: what every data-path thread owns */
 	size_t lens[TX_BATCH];
 	struct mmsghdr msgs[TX_BATCH];
 	struct iovec iovs[TX_BATCH];
@@ -262,7 +260,7 @@ static const uint8_t *inner_destination(const uint8_t *pkt, size_t len, int *fam
 /* Reads up to TX_BATCH packets; returns how many (0 when idle or stopping). */
 static unsigned tx_read_batch(struct tx_state *s)
 {
-	struct wg_device *dev = s->dev;
+	struct wg_device *dev = s->c.dev;
 	struct pollfd pfd[2] = {{.fd = dev->tun_fd, .events = POLLIN},
 				{.fd = dev->stop_efd, .events = POLLIN}};
 	unsigned n = 0;
@@ -270,7 +268,7 @@ static unsigned tx_read_batch(struct tx_state *s)
 	if (poll(pfd, 2, 1000) <= 0 || (pfd[1].revents & POLLIN))
 		return 0;
 	while (n < TX_BATCH) {
-		ssize_t r = read(dev->tun_fd, s->bufs[n] + MESSAGE_DATA_HEADER_LEN, 65535);
+		ssize_t r = read(dev->tun_fd, s->c.bufs[n] + MESSAGE_DATA_HEADER_LEN, 65535);
 		if (r <= 0)
 			break;
 		s->lens[n++] = (size_t)r;
@@ -281,7 +279,7 @@ static unsigned tx_read_batch(struct tx_state *s)
 /* Seals the batch under the read lock; returns the messages to send. */
 static unsigned tx_seal_batch(struct tx_state *s, unsigned n)
 {
-	struct wg_device *dev = s->dev;
+	struct wg_device *dev = s->c.dev;
 	uint64_t now = clock_mono_ns();
 	struct wg_peer *run_peer = NULL;
 	union sockaddr_inet run_ep;
@@ -291,7 +289,7 @@ static unsigned tx_seal_batch(struct tx_state *s, unsigned n)
 
 	pthread_rwlock_rdlock(&dev->lock);
 	for (unsigned i = 0; i < n; i++) {
-		uint8_t *pkt = s->bufs[i] + MESSAGE_DATA_HEADER_LEN;
+		uint8_t *pkt = s->c.bufs[i] + MESSAGE_DATA_HEADER_LEN;
 		int family;
 		const uint8_t *dst = inner_destination(pkt, s->lens[i], &family);
 		struct wg_peer *peer =
@@ -325,13 +323,13 @@ static unsigned tx_seal_batch(struct tx_state *s, unsigned n)
 						  memory_order_relaxed);
 			continue;
 		}
-		mlen = seal_data(dev, s->ctx, kp, s->bufs[i], s->lens[i]);
+		mlen = seal_data(dev, s->c.ctx, kp, s->c.bufs[i], s->lens[i]);
 		if (!mlen)
 			continue;
 		keep_key_fresh(dev, peer, kp, now);
 		run_bytes += mlen;
 		s->names[out] = run_ep;
-		s->iovs[out] = (struct iovec){.iov_base = s->bufs[i], .iov_len = mlen};
+		s->iovs[out] = (struct iovec){.iov_base = s->c.bufs[i], .iov_len = mlen};
 		s->msgs[out].msg_hdr = (struct msghdr){
 			.msg_name = &s->names[out],
 			.msg_namelen = endpoint_len(&run_ep),
@@ -348,7 +346,7 @@ static unsigned tx_seal_batch(struct tx_state *s, unsigned n)
 
 static void tx_send_batch(struct tx_state *s, unsigned n)
 {
-	int fd = atomic_load(&s->dev->udp_fd);
+	int fd = atomic_load(&s->c.dev->udp_fd);
 	unsigned sent = 0;
 
 	while (sent < n && fd >= 0) {
@@ -357,7 +355,7 @@ static void tx_send_batch(struct tx_state *s, unsigned n)
 			if (errno == EINTR)
 				continue;
 			/* Unreachable destination and the like: skip that one. */
-			atomic_fetch_add(&s->dev->stats.tx_errors, 1);
+			atomic_fetch_add(&s->c.dev->stats.tx_errors, 1);
 			sent++;
 			continue;
 		}
@@ -369,22 +367,17 @@ struct tx_state *tx_state_new(struct wg_device *dev)
 {
 	struct tx_state *s = calloc(1, sizeof(*s));
 
-	if (!s)
-		return NULL;
-	s->dev = dev;
-	if (aead_ctx_new(&s->ctx) < 0 || packet_bufs_alloc(s->bufs, TX_BATCH, TX_BUF_SIZE) < 0) {
-		tx_state_free(s);
-		return NULL;
+	if (s && dp_thread_init(&s->c, dev, TX_BUF_SIZE) < 0) {
+		free(s);
+		s = NULL;
 	}
 	return s;
 }
 
 void tx_state_free(struct tx_state *s)
 {
-	if (!s)
-		return;
-	packet_bufs_free(s->bufs, TX_BATCH);
-	aead_ctx_free(s->ctx);
+	if (s)
+		dp_thread_destroy(&s->c);
 	free(s);
 }
 
@@ -392,7 +385,7 @@ void *tx_thread_main(void *arg)
 {
 	struct tx_state *s = arg;
 
-	while (!atomic_load(&s->dev->stopping)) {
+	while (!atomic_load(&s->c.dev->stopping)) {
 		unsigned n = tx_read_batch(s);
 		if (n)
 			tx_send_batch(s, tx_seal_batch(s, n));
