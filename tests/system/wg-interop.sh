@@ -109,19 +109,26 @@ iperf() {
 
 # counters_match: ten pings move exactly what both sides' counters say:
 # each echo is a 128-byte message (84 bytes padded to 96, plus header and tag).
+# A keepalive crossing the moment the two sides are read skews one attempt,
+# so the whole measurement is tried up to three times.
 counters_match() {
-	local try a0 b0 a1 b1 da_rx da_tx db_rx db_tx
-	read -r a0 <<<"$(transfer a | tr ' ' :)"; read -r b0 <<<"$(transfer b | tr ' ' :)"
-	n a ping -c 10 -i 0.05 -W 1 10.9.0.2 >/dev/null || return 1
-	for try in 1 2 3 4 5; do
-		sleep 0.3
-		read -r a1 <<<"$(transfer a | tr ' ' :)"; read -r b1 <<<"$(transfer b | tr ' ' :)"
-		da_rx=$((${a1%:*} - ${a0%:*})) da_tx=$((${a1#*:} - ${a0#*:}))
-		db_rx=$((${b1%:*} - ${b0%:*})) db_tx=$((${b1#*:} - ${b0#*:}))
-		if ((da_tx == db_rx && da_rx == db_tx && da_tx >= 1280 && da_rx >= 1280)); then
-			echo "    10 pings: A sent $da_tx bytes, B received $db_rx; B sent $db_tx, A received $da_rx"
-			return 0
-		fi
+	local attempt try a0 b0 a1 b1 da_rx da_tx db_rx db_tx
+	for attempt in 1 2 3; do
+		read -r a0 <<<"$(transfer a | tr ' ' :)"
+		read -r b0 <<<"$(transfer b | tr ' ' :)"
+		n a ping -c 10 -i 0.05 -W 1 10.9.0.2 >/dev/null || return 1
+		for try in 1 2 3 4 5; do
+			sleep 0.3
+			read -r a1 <<<"$(transfer a | tr ' ' :)"
+			read -r b1 <<<"$(transfer b | tr ' ' :)"
+			da_rx=$((${a1%:*} - ${a0%:*})) da_tx=$((${a1#*:} - ${a0#*:}))
+			db_rx=$((${b1%:*} - ${b0%:*})) db_tx=$((${b1#*:} - ${b0#*:}))
+			if ((da_tx == db_rx && da_rx == db_tx && da_tx >= 1280 && da_rx >= 1280)); then
+				echo "    10 pings: A sent $da_tx bytes, B received $db_rx;" \
+					"B sent $db_tx, A received $da_rx"
+				return 0
+			fi
+		done
 	done
 	echo "    A sent $da_tx, B received $db_rx; B sent $db_tx, A received $da_rx"
 	return 1
