@@ -6,8 +6,14 @@
 
 CC      ?= cc
 CLANG   ?= clang
-PKGS    := libgcrypt libmnl
+# Libraries every program links; a program may add its own with
+# PKGS_<program> (e.g. PKGS_knit-control := sqlite3).
+PKGS    := libgcrypt libmnl jansson
 TESTPKG := cmocka
+PKGS_knit-control := sqlite3
+PKGS_lab/natprobe :=
+PKGS_lab/linkem   := libnetfilter_queue libmnl
+PKGS_lab/ctfilter := libnetfilter_conntrack libnftables
 
 ifeq ($(SAN),1)
 BUILD   := build/san
@@ -31,11 +37,17 @@ ifneq ($(V),1)
 Q := @
 endif
 
-LIB_SRCS := $(wildcard src/lib/*.c src/crypto/*.c src/wg/*.c)
+# Layers (libknit.a): every directory of src/ that is not a program.
+# Programs: src/<program>/ and lab/<tool>/ (C helpers of the NAT lab).
+LAYERS   := lib crypto wg stun relay control net
+LIB_SRCS := $(wildcard $(LAYERS:%=src/%/*.c))
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 LIBKNIT  := $(BUILD)/libknit.a
-PROGRAMS := knitd knit
-BINS     := $(PROGRAMS:%=$(BUILD)/%)
+PROGRAMS := knit-control knit-relay knitd knit
+PROGRAMS := $(foreach p,$(PROGRAMS),$(if $(wildcard src/$(p)/*.c),$(p)))
+LAB_TOOLS := $(patsubst %/,%,$(dir $(wildcard lab/*/*.c)))
+LAB_TOOLS := $(sort $(LAB_TOOLS))
+BINS     := $(PROGRAMS:%=$(BUILD)/%) $(LAB_TOOLS:%=$(BUILD)/%)
 
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
@@ -58,17 +70,27 @@ $(LIBKNIT): $(LIB_OBJS)
 	@$(if $(Q),echo "  AR      $@")
 	$(Q)rm -f $@ && ar rcs $@ $^
 
+# $(1): binary name under $(BUILD), $(2): its source directory.
 define program_rule
-$$(BUILD)/$(1): $$(patsubst %.c,$$(BUILD)/%.o,$$(wildcard src/$(1)/*.c)) $$(LIBKNIT)
+$$(BUILD)/$(1): $$(patsubst %.c,$$(BUILD)/%.o,$$(wildcard $(2)/*.c)) $$(LIBKNIT)
+	@mkdir -p $$(dir $$@)
 	@$$(if $$(Q),echo "  LD      $$@")
-	$$(Q)$$(CC) $$(ALL_CFLAGS) -o $$@ $$^ $$(LDLIBS_ALL)
+	$$(Q)$$(CC) $$(ALL_CFLAGS) -o $$@ $$^ $$(LDLIBS_ALL) \
+		$$(if $$(PKGS_$(1)),$$(shell pkg-config --libs $$(PKGS_$(1))))
 endef
-$(foreach p,$(PROGRAMS),$(eval $(call program_rule,$(p))))
+$(foreach p,$(PROGRAMS),$(eval $(call program_rule,$(p),src/$(p))))
+$(foreach p,$(LAB_TOOLS),$(eval $(call program_rule,$(p),$(p))))
 
-$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(LIBKNIT)
+# A unit test may also test one program's own files: test_<program>_*.c
+# links src/<program>/*.o except main.o, and that program's libraries.
+unit_prog = $(firstword $(foreach p,$(PROGRAMS),$(if $(filter test_$(subst -,_,$(p))_%,$(1)),$(p))))
+unit_objs = $(if $(call unit_prog,$(1)),$(filter-out %/main.o,$(patsubst %.c,$(BUILD)/%.o,$(wildcard src/$(call unit_prog,$(1))/*.c))))
+unit_libs = $(if $(PKGS_$(call unit_prog,$(1))),$(shell pkg-config --libs $(PKGS_$(call unit_prog,$(1)))))
+.SECONDEXPANSION:
+$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $$(call unit_objs,$$*) $(LIBKNIT)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS_ALL) $(shell pkg-config --libs $(TESTPKG))
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS_ALL) $(call unit_libs,$*) $(shell pkg-config --libs $(TESTPKG))
 
 # Fuzz targets: clang + libFuzzer, built from the library sources directly.
 FUZZ_FLAGS := -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined $(CPPFLAGS) \
@@ -111,7 +133,7 @@ bench: all
 	$(Q)bench/throughput.sh
 
 format:
-	clang-format -i $(wildcard src/*/*.[ch] tests/*/*.c)
+	clang-format -i $(wildcard src/*/*.[ch] lab/*/*.[ch] tests/*/*.c)
 
 clean:
 	rm -rf build

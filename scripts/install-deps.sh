@@ -6,9 +6,12 @@ set -euo pipefail
 packages=(
 	# build
 	build-essential pkg-config clang libclang-rt-14-dev
-	libgcrypt20-dev libmnl-dev libcmocka-dev
-	# system tests, demo and benchmarks
+	libgcrypt20-dev libmnl-dev libcmocka-dev libjansson-dev libsqlite3-dev
+	# the NAT lab's C helpers
+	libnetfilter-conntrack-dev libnftables-dev libnetfilter-queue-dev
+	# system tests, the lab, demo and benchmarks
 	iproute2 iputils-ping iperf3 wireguard-tools wireguard-go procps
+	nftables conntrack tcpdump sqlite3 shellcheck
 )
 
 missing=()
