@@ -66,20 +66,27 @@ $(BUILD)/%.o: %.c
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -c -o $@ $<
 
+# Lab tools' objects live apart: build/lab/<tool> is the binary itself.
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -c -o $@ $<
+
 $(LIBKNIT): $(LIB_OBJS)
 	@$(if $(Q),echo "  AR      $@")
 	$(Q)rm -f $@ && ar rcs $@ $^
 
-# $(1): binary name under $(BUILD), $(2): its source directory.
+# $(1): binary name under $(BUILD), $(2): its source directory,
+# $(3): where its objects go.
 define program_rule
-$$(BUILD)/$(1): $$(patsubst %.c,$$(BUILD)/%.o,$$(wildcard $(2)/*.c)) $$(LIBKNIT)
+$$(BUILD)/$(1): $$(patsubst %.c,$(3)/%.o,$$(wildcard $(2)/*.c)) $$(LIBKNIT)
 	@mkdir -p $$(dir $$@)
 	@$$(if $$(Q),echo "  LD      $$@")
 	$$(Q)$$(CC) $$(ALL_CFLAGS) -o $$@ $$^ $$(LDLIBS_ALL) \
 		$$(if $$(PKGS_$(1)),$$(shell pkg-config --libs $$(PKGS_$(1))))
 endef
-$(foreach p,$(PROGRAMS),$(eval $(call program_rule,$(p),src/$(p))))
-$(foreach p,$(LAB_TOOLS),$(eval $(call program_rule,$(p),$(p))))
+$(foreach p,$(PROGRAMS),$(eval $(call program_rule,$(p),src/$(p),$$(BUILD))))
+$(foreach p,$(LAB_TOOLS),$(eval $(call program_rule,$(p),$(p),$$(BUILD)/obj)))
 
 # A unit test may also test one program's own files: test_<program>_*.c
 # links src/<program>/*.o except main.o, and that program's libraries.
