@@ -438,8 +438,27 @@ int ctl_conn_send(struct ctl_conn *c, json_t *msg)
 	text = json_dumps(msg, JSON_COMPACT);
 	if (!text)
 		return -ENOMEM;
-	ret = channel_seal(&c->ch, text, strlen(text), &c->out);
+	ret = ctl_conn_send_text(c, text, strlen(text));
 	free(text);
+	return ret;
+}
+
+void ctl_conn_finish(struct ctl_conn *c, const char *why)
+{
+	if (c->phase == PHASE_DEAD)
+		return;
+	snprintf(c->why, sizeof(c->why), "%s", why);
+	c->close_after_flush = true;
+	flush(c);
+}
+
+int ctl_conn_send_text(struct ctl_conn *c, const char *text, size_t len)
+{
+	int ret;
+
+	if (c->phase != PHASE_OPEN || c->close_after_flush)
+		return -ENOTCONN;
+	ret = channel_seal(&c->ch, text, len, &c->out);
 	if (ret == -ENOBUFS) {
 		ctl_conn_close(c, "peer does not read (output over limit)");
 		return ret;

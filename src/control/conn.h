@@ -43,6 +43,10 @@ int ctl_conn_accept(struct ctl_conn **out, struct evloop *loop, int fd, const ui
 /* Seals msg and queues it.  Returns 0, -ENOTCONN before the channel is open,
  * or -ENOBUFS when the peer does not read (the connection is then closed). */
 int ctl_conn_send(struct ctl_conn *c, json_t *msg);
+/* Queues already-serialized JSON (one text for many recipients). */
+int ctl_conn_send_text(struct ctl_conn *c, const char *text, size_t len);
+/* Sends what is queued, then closes with why (a refusal's last words). */
+void ctl_conn_finish(struct ctl_conn *c, const char *why);
 /* Closes with a reason (ops->closed is called, later, from the loop). */
 void ctl_conn_close(struct ctl_conn *c, const char *why);
 /* Closes without calling ops->closed and frees at once. */

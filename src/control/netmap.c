@@ -1,0 +1,157 @@
+// SPDX-License-Identifier: MIT
+#include "control/netmap.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <string.h>
+
+#include "lib/encoding.h"
+
+int json_get_key(const json_t *obj, const char *field, uint8_t key[32])
+{
+	const char *s = json_string_value(json_object_get(obj, field));
+
+	return s && key_from_base64(key, s) == 0 ? 0 : -EINVAL;
+}
+
+int json_put_key(json_t *obj, const char *field, const uint8_t key[32])
+{
+	char b64[KEY_BASE64_LEN + 1];
+
+	key_to_base64(b64, key);
+	return json_object_set_new(obj, field, json_string(b64)) ? -ENOMEM : 0;
+}
+
+int json_get_endpoints(const json_t *arr, union sockaddr_inet *out, unsigned max, unsigned *n)
+{
+	size_t i;
+	json_t *v;
+
+	*n = 0;
+	if (!json_is_array(arr) || json_array_size(arr) > max)
+		return -EINVAL;
+	json_array_foreach(arr, i, v) {
+		const char *s = json_string_value(v);
+		if (!s || endpoint_parse(s, false, &out[*n]) < 0)
+			return -EINVAL;
+		(*n)++;
+	}
+	return 0;
+}
+
+json_t *json_endpoints(const union sockaddr_inet *eps, unsigned n)
+{
+	json_t *arr = json_array();
+	char text[INET6_ADDRSTRLEN + 8];
+
+	for (unsigned i = 0; arr && i < n; i++) {
+		endpoint_format(&eps[i], text, sizeof(text));
+		json_array_append_new(arr, json_string(text));
+	}
+	return arr;
+}
+
+json_t *netmap_peer_to_json(const struct netmap_peer *p)
+{
+	char v4[INET_ADDRSTRLEN], v6[INET6_ADDRSTRLEN];
+	json_t *j;
+
+	inet_ntop(AF_INET, &p->ipv4, v4, sizeof(v4));
+	inet_ntop(AF_INET6, &p->ipv6, v6, sizeof(v6));
+	j = json_pack("{s:I,s:s,s:s,s:s,s:o,s:i,s:b}", "id", (json_int_t)p->id, "name", p->name,
+		      "ipv4", v4, "ipv6", v6, "endpoints",
+		      json_endpoints(p->endpoints, p->n_endpoints), "home_relay", p->home_relay,
+		      "online", p->online);
+	if (j && (json_put_key(j, "node_key", p->node_key) ||
+		  json_put_key(j, "disco_key", p->disco_key))) {
+		json_decref(j);
+		j = NULL;
+	}
+	return j;
+}
+
+static int get_string(const json_t *j, const char *field, char *out, size_t size)
+{
+	const char *s = json_string_value(json_object_get(j, field));
+
+	if (!s || strlen(s) >= size)
+		return -EINVAL;
+	memcpy(out, s, strlen(s) + 1);
+	return 0;
+}
+
+static int get_int(const json_t *j, const char *field, json_int_t lo, json_int_t hi,
+		   json_int_t *out)
+{
+	const json_t *v = json_object_get(j, field);
+
+	if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi)
+		return -EINVAL;
+	*out = json_integer_value(v);
+	return 0;
+}
+
+int netmap_peer_from_json(const json_t *j, struct netmap_peer *out, const char **why)
+{
+	char v4[INET_ADDRSTRLEN], v6[INET6_ADDRSTRLEN];
+	json_int_t id, relay;
+
+	memset(out, 0, sizeof(*out));
+	*why = "peer is not an object";
+	if (!json_is_object(j))
+		return -EINVAL;
+	*why = "peer has a bad id, name or home_relay";
+	if (get_int(j, "id", 1, INT64_MAX, &id) || get_string(j, "name", out->name, sizeof(out->name)) ||
+	    get_int(j, "home_relay", 0, 65535, &relay))
+		return -EINVAL;
+	*why = "peer has a bad node or disco key";
+	if (json_get_key(j, "node_key", out->node_key) || json_get_key(j, "disco_key", out->disco_key))
+		return -EINVAL;
+	*why = "peer has a bad address";
+	if (get_string(j, "ipv4", v4, sizeof(v4)) || get_string(j, "ipv6", v6, sizeof(v6)) ||
+	    inet_pton(AF_INET, v4, &out->ipv4) != 1 || inet_pton(AF_INET6, v6, &out->ipv6) != 1)
+		return -EINVAL;
+	*why = "peer has bad endpoints";
+	if (json_get_endpoints(json_object_get(j, "endpoints"), out->endpoints,
+			       NETMAP_MAX_ENDPOINTS, &out->n_endpoints))
+		return -EINVAL;
+	*why = "peer has a bad online flag";
+	if (!json_is_boolean(json_object_get(j, "online")))
+		return -EINVAL;
+	out->online = json_is_true(json_object_get(j, "online"));
+	out->id = id;
+	out->home_relay = (int)relay;
+	*why = NULL;
+	return 0;
+}
+
+json_t *netmap_relay_to_json(const struct netmap_relay *r)
+{
+	json_t *j = json_pack("{s:i,s:s,s:s,s:i,s:i}", "id", r->id, "region", r->region, "host",
+			      r->host, "port", r->port, "stun_port", r->stun_port);
+
+	if (j && json_put_key(j, "key", r->key)) {
+		json_decref(j);
+		j = NULL;
+	}
+	return j;
+}
+
+int netmap_relay_from_json(const json_t *j, struct netmap_relay *out, const char **why)
+{
+	json_int_t id, port, stun_port;
+
+	memset(out, 0, sizeof(*out));
+	*why = "relay is not an object with id, region, host, port, stun_port and key";
+	if (!json_is_object(j) || get_int(j, "id", 1, 65535, &id) ||
+	    get_string(j, "region", out->region, sizeof(out->region)) ||
+	    get_string(j, "host", out->host, sizeof(out->host)) || !out->host[0] ||
+	    get_int(j, "port", 1, 65535, &port) || get_int(j, "stun_port", 1, 65535, &stun_port) ||
+	    json_get_key(j, "key", out->key))
+		return -EINVAL;
+	out->id = (int)id;
+	out->port = (uint16_t)port;
+	out->stun_port = (uint16_t)stun_port;
+	*why = NULL;
+	return 0;
+}
