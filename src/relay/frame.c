@@ -1,0 +1,362 @@
+// SPDX-License-Identifier: MIT
+/* The relay protocol's frames (see frame.h). */
+#include "relay/frame.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "crypto/crypto.h"
+
+#define BOX_LABEL     "knit relay v1"
+#define RXBUF_INITIAL 4096
+#define TXQ_INITIAL   4096
+/* A whole frame, and room to read the start of the next one with it. */
+#define RXBUF_MAX (RELAY_MAX_FRAME + RXBUF_INITIAL)
+
+static const char *const frame_names[] = {
+	[RELAY_FRAME_SERVER_KEY] = "server-key",
+	[RELAY_FRAME_CLIENT_INFO] = "client-info",
+	[RELAY_FRAME_SERVER_INFO] = "server-info",
+	[RELAY_FRAME_SEND_PACKET] = "send-packet",
+	[RELAY_FRAME_RECV_PACKET] = "recv-packet",
+	[RELAY_FRAME_KEEPALIVE] = "keepalive",
+	[RELAY_FRAME_PING] = "ping",
+	[RELAY_FRAME_PONG] = "pong",
+	[RELAY_FRAME_PEER_GONE] = "peer-gone",
+	[RELAY_FRAME_CLOSE] = "close",
+};
+
+const char *relay_frame_name(uint8_t type)
+{
+	if (type < sizeof(frame_names) / sizeof(frame_names[0]) && frame_names[type])
+		return frame_names[type];
+	return "unknown";
+}
+
+int relay_frame_header_parse(const uint8_t *buf, size_t len, uint8_t *type, uint32_t *plen)
+{
+	uint32_t n;
+
+	if (len < RELAY_HEADER_LEN)
+		return 0;
+	n = (uint32_t)buf[1] << 24 | (uint32_t)buf[2] << 16 | (uint32_t)buf[3] << 8 | buf[4];
+	if (n > RELAY_MAX_PAYLOAD)
+		return -EMSGSIZE;
+	if (buf[0] < RELAY_FRAME_SERVER_KEY || buf[0] > RELAY_FRAME_CLOSE)
+		return -EPROTO;
+	*type = buf[0];
+	*plen = n;
+	return RELAY_HEADER_LEN;
+}
+
+void relay_frame_header_write(uint8_t out[RELAY_HEADER_LEN], uint8_t type, uint32_t len)
+{
+	out[0] = type;
+	out[1] = (uint8_t)(len >> 24);
+	out[2] = (uint8_t)(len >> 16);
+	out[3] = (uint8_t)(len >> 8);
+	out[4] = (uint8_t)len;
+}
+
+int relay_frame_build(uint8_t *out, size_t size, uint8_t type, const void *a, size_t alen,
+		      const void *b, size_t blen)
+{
+	if (alen > RELAY_MAX_PAYLOAD || blen > RELAY_MAX_PAYLOAD - alen)
+		return -EMSGSIZE;
+	if (size < RELAY_HEADER_LEN + alen + blen)
+		return -ENOSPC;
+	relay_frame_header_write(out, type, (uint32_t)(alen + blen));
+	if (alen)
+		memcpy(out + RELAY_HEADER_LEN, a, alen);
+	if (blen)
+		memcpy(out + RELAY_HEADER_LEN + alen, b, blen);
+	return (int)(RELAY_HEADER_LEN + alen + blen);
+}
+
+int relay_payload_check(uint8_t type, const uint8_t *p, uint32_t len)
+{
+	switch (type) {
+	case RELAY_FRAME_SERVER_KEY:
+		return len == RELAY_SERVER_KEY_LEN ? 0 : -EBADMSG;
+	case RELAY_FRAME_CLIENT_INFO:
+		return len == RELAY_CLIENT_INFO_LEN ? 0 : -EBADMSG;
+	case RELAY_FRAME_SERVER_INFO:
+	case RELAY_FRAME_KEEPALIVE:
+		return len == 0 ? 0 : -EBADMSG;
+	case RELAY_FRAME_SEND_PACKET:
+	case RELAY_FRAME_RECV_PACKET:
+		return len > RELAY_KEY_LEN ? 0 : -EBADMSG;
+	case RELAY_FRAME_PING:
+	case RELAY_FRAME_PONG:
+		return len == RELAY_PING_LEN ? 0 : -EBADMSG;
+	case RELAY_FRAME_PEER_GONE:
+		return len == RELAY_PEER_GONE_LEN ? 0 : -EBADMSG;
+	case RELAY_FRAME_CLOSE:
+		return len <= RELAY_CLOSE_MAX ? 0 : -EBADMSG;
+	default:
+		return -EBADMSG;
+	}
+}
+
+void relay_server_key_payload(uint8_t out[RELAY_SERVER_KEY_LEN], const uint8_t relay_pub[32],
+			      const uint8_t challenge[RELAY_CHALLENGE_LEN])
+{
+	memcpy(out, RELAY_MAGIC, RELAY_MAGIC_LEN);
+	memcpy(out + RELAY_MAGIC_LEN, relay_pub, RELAY_KEY_LEN);
+	memcpy(out + RELAY_MAGIC_LEN + RELAY_KEY_LEN, challenge, RELAY_CHALLENGE_LEN);
+}
+
+int relay_server_key_parse(const uint8_t *p, uint32_t len, uint8_t relay_pub[32],
+			   uint8_t challenge[RELAY_CHALLENGE_LEN])
+{
+	if (len != RELAY_SERVER_KEY_LEN || memcmp(p, RELAY_MAGIC, RELAY_MAGIC_LEN) != 0)
+		return -EBADMSG;
+	memcpy(relay_pub, p + RELAY_MAGIC_LEN, RELAY_KEY_LEN);
+	memcpy(challenge, p + RELAY_MAGIC_LEN + RELAY_KEY_LEN, RELAY_CHALLENGE_LEN);
+	return 0;
+}
+
+int relay_box_key(uint8_t key[32], const uint8_t priv[32], const uint8_t pub[32])
+{
+	uint8_t shared[X25519_KEY_LEN];
+	int ret = x25519(shared, priv, pub);
+
+	if (ret == 0)
+		blake2s(key, BLAKE2S_HASH_LEN, (const uint8_t *)BOX_LABEL, strlen(BOX_LABEL),
+			shared, sizeof(shared));
+	memzero_explicit(shared, sizeof(shared));
+	return ret;
+}
+
+int relay_client_info_seal(uint8_t out[RELAY_CLIENT_INFO_LEN], const uint8_t node_priv[32],
+			   const uint8_t relay_pub[32],
+			   const uint8_t challenge[RELAY_CHALLENGE_LEN])
+{
+	uint8_t key[32];
+	int ret = x25519_public(out, node_priv);
+
+	if (ret < 0)
+		return ret;
+	ret = relay_box_key(key, node_priv, relay_pub);
+	if (ret < 0)
+		return ret;
+	random_bytes(out + RELAY_KEY_LEN, RELAY_NONCE_LEN);
+	ret = xaead_seal(key, out + RELAY_KEY_LEN, NULL, 0, challenge, RELAY_CHALLENGE_LEN,
+			 out + RELAY_KEY_LEN + RELAY_NONCE_LEN);
+	memzero_explicit(key, sizeof(key));
+	return ret;
+}
+
+int relay_client_info_open(const uint8_t *p, uint32_t len, const uint8_t relay_priv[32],
+			   const uint8_t challenge[RELAY_CHALLENGE_LEN], uint8_t node_pub[32])
+{
+	uint8_t key[32], got[RELAY_CHALLENGE_LEN];
+	int ret;
+
+	if (len != RELAY_CLIENT_INFO_LEN)
+		return -EBADMSG;
+	if (relay_box_key(key, relay_priv, p) < 0)
+		return -EACCES;
+	ret = xaead_open(key, p + RELAY_KEY_LEN, NULL, 0, p + RELAY_KEY_LEN + RELAY_NONCE_LEN,
+			 RELAY_CHALLENGE_LEN + 16, got);
+	memzero_explicit(key, sizeof(key));
+	if (ret < 0 || !crypto_memeq(got, challenge, RELAY_CHALLENGE_LEN))
+		return -EACCES;
+	memcpy(node_pub, p, RELAY_KEY_LEN);
+	return 0;
+}
+
+void relay_close_reason(const uint8_t *p, uint32_t len, char out[RELAY_CLOSE_MAX + 1])
+{
+	if (len > RELAY_CLOSE_MAX)
+		len = RELAY_CLOSE_MAX;
+	/* UTF-8 beyond ASCII is shown as '?': this text goes to logs. */
+	for (uint32_t i = 0; i < len; i++)
+		out[i] = p[i] >= 0x20 && p[i] < 0x7f ? (char)p[i] : '?';
+	out[len] = '\0';
+}
+
+/* --- receive buffer ------------------------------------------------------ */
+
+void relay_rxbuf_init(struct relay_rxbuf *rb)
+{
+	memset(rb, 0, sizeof(*rb));
+}
+
+void relay_rxbuf_free(struct relay_rxbuf *rb)
+{
+	free(rb->data);
+	relay_rxbuf_init(rb);
+}
+
+/*
+ * Room for `need` bytes from the unread start, and always for one more byte
+ * than is buffered: moves the unread bytes down first, then grows.
+ */
+static int rxbuf_reserve(struct relay_rxbuf *rb, size_t need)
+{
+	size_t have = rb->end - rb->start, cap;
+	uint8_t *d;
+
+	if (need <= have)
+		need = have + 1;
+	if (rb->cap - rb->start >= need)
+		return 0;
+	if (rb->start) {
+		memmove(rb->data, rb->data + rb->start, have);
+		rb->start = 0;
+		rb->end = have;
+		if (rb->cap >= need)
+			return 0;
+	}
+	cap = rb->cap ? rb->cap : RXBUF_INITIAL;
+	while (cap < need)
+		cap *= 2;
+	if (cap > RXBUF_MAX)
+		cap = RXBUF_MAX;
+	if (cap < need)
+		return -ENOBUFS;
+	d = realloc(rb->data, cap);
+	if (!d)
+		return -ENOMEM;
+	rb->data = d;
+	rb->cap = cap;
+	return 0;
+}
+
+/* How much the frame at the front needs in all (at least a header). */
+static size_t rxbuf_wanted(const struct relay_rxbuf *rb)
+{
+	size_t have = rb->end - rb->start;
+	uint8_t type;
+	uint32_t len;
+
+	if (relay_frame_header_parse(rb->data + rb->start, have, &type, &len) > 0)
+		return RELAY_HEADER_LEN + len;
+	return RELAY_HEADER_LEN;
+}
+
+uint8_t *relay_rxbuf_space(struct relay_rxbuf *rb, size_t *space)
+{
+	if (rxbuf_reserve(rb, rb->data ? rxbuf_wanted(rb) : RELAY_HEADER_LEN) < 0)
+		return NULL;
+	*space = rb->cap - rb->end;
+	return rb->data + rb->end;
+}
+
+void relay_rxbuf_commit(struct relay_rxbuf *rb, size_t n)
+{
+	rb->end += n;
+}
+
+int relay_rxbuf_append(struct relay_rxbuf *rb, const void *data, size_t n)
+{
+	while (n) {
+		size_t space;
+		uint8_t *p = relay_rxbuf_space(rb, &space);
+		if (!p)
+			return -ENOBUFS;
+		if (space > n)
+			space = n;
+		memcpy(p, data, space);
+		relay_rxbuf_commit(rb, space);
+		data = (const uint8_t *)data + space;
+		n -= space;
+	}
+	return 0;
+}
+
+void relay_rxbuf_consume(struct relay_rxbuf *rb, size_t n)
+{
+	rb->start += n;
+	if (rb->start == rb->end)
+		rb->start = rb->end = 0;
+}
+
+int relay_rxbuf_next(struct relay_rxbuf *rb, uint8_t *type, const uint8_t **payload, uint32_t *len)
+{
+	size_t have = rb->end - rb->start;
+	int ret;
+
+	if (!rb->data)
+		return 0;
+	ret = relay_frame_header_parse(rb->data + rb->start, have, type, len);
+	if (ret <= 0)
+		return ret;
+	if (have < RELAY_HEADER_LEN + (size_t)*len)
+		return 0;
+	*payload = rb->data + rb->start + RELAY_HEADER_LEN;
+	/* Consumed now; the bytes stay put until the next space() or append(). */
+	rb->start += RELAY_HEADER_LEN + *len;
+	return 1;
+}
+
+/* --- send queue ---------------------------------------------------------- */
+
+void relay_txq_init(struct relay_txq *q, size_t max)
+{
+	memset(q, 0, sizeof(*q));
+	q->max = max;
+}
+
+void relay_txq_free(struct relay_txq *q)
+{
+	free(q->data);
+	relay_txq_init(q, q->max);
+}
+
+int relay_txq_frame(struct relay_txq *q, uint8_t type, const void *a, size_t alen, const void *b,
+		    size_t blen)
+{
+	size_t n = RELAY_HEADER_LEN + alen + blen;
+	int ret;
+
+	if (alen > RELAY_MAX_PAYLOAD || blen > RELAY_MAX_PAYLOAD - alen)
+		return -EMSGSIZE;
+	if (q->len + n > q->max)
+		return -ENOBUFS;
+	if (q->head + q->len + n > q->cap) {
+		/* Move the unsent bytes down before growing. */
+		if (q->head) {
+			memmove(q->data, q->data + q->head, q->len);
+			q->head = 0;
+		}
+		if (q->len + n > q->cap) {
+			size_t cap = q->cap ? q->cap : TXQ_INITIAL;
+			uint8_t *d;
+			while (cap < q->len + n)
+				cap *= 2;
+			if (cap > q->max)
+				cap = q->max;
+			d = realloc(q->data, cap);
+			if (!d)
+				return -ENOMEM;
+			q->data = d;
+			q->cap = cap;
+		}
+	}
+	ret = relay_frame_build(q->data + q->head + q->len, q->cap - q->head - q->len, type, a,
+				alen, b, blen);
+	if (ret < 0)
+		return ret;
+	q->len += (size_t)ret;
+	return 0;
+}
+
+int relay_txq_flush(struct relay_txq *q, int fd)
+{
+	while (q->len) {
+		ssize_t n = send(fd, q->data + q->head, q->len, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+		}
+		q->head += (size_t)n;
+		q->len -= (size_t)n;
+	}
+	q->head = 0;
+	return 0;
+}
