@@ -26,7 +26,7 @@ OPT     := -O2
 endif
 
 CFLAGS  ?= $(OPT) -g
-CPPFLAGS += -Isrc -D_GNU_SOURCE
+CPPFLAGS += -Isrc -I. -D_GNU_SOURCE
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
            -Wno-unused-parameter
 ALL_CFLAGS = -std=gnu11 $(WARN) $(CFLAGS) $(SANFLAGS) -MMD -MP \

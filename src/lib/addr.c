@@ -254,6 +254,8 @@ int endpoint_format(const union sockaddr_inet *ep, char *buf, size_t len)
 				     ntohs(u.in6.sin6_port));
 		else
 			n = snprintf(buf, len, "[%s]:%u", addr, ntohs(u.in6.sin6_port));
+	} else if (u.sa.sa_family == AF_KNIT_RELAY) {
+		n = snprintf(buf, len, "relay:%u", endpoint_relay_id(&u));
 	} else {
 		n = snprintf(buf, len, "(none)");
 	}
@@ -275,7 +277,16 @@ bool endpoint_equal(const union sockaddr_inet *a, const union sockaddr_inet *b)
 		return x.in6.sin6_port == y.in6.sin6_port &&
 		       x.in6.sin6_scope_id == y.in6.sin6_scope_id &&
 		       !memcmp(&x.in6.sin6_addr, &y.in6.sin6_addr, sizeof(x.in6.sin6_addr));
+	if (x.sa.sa_family == AF_KNIT_RELAY)
+		return endpoint_relay_id(&x) == endpoint_relay_id(&y);
 	return x.sa.sa_family == 0;
+}
+
+void endpoint_set_relay(union sockaddr_inet *ep, uint16_t relay_id)
+{
+	memset(ep, 0, sizeof(*ep));
+	ep->sa.sa_family = AF_KNIT_RELAY;
+	ep->in.sin_port = relay_id;
 }
 
 socklen_t endpoint_len(const union sockaddr_inet *ep)

@@ -53,4 +53,20 @@ void endpoint_to_v6(const union sockaddr_inet *in, union sockaddr_inet *out);
 /* ::ffff:a.b.c.d becomes IPv4; everything else stays. */
 void endpoint_unmap(const union sockaddr_inet *in, union sockaddr_inet *out);
 
+/*
+ * A relay path is an endpoint too: family AF_KNIT_RELAY, the relay's id in
+ * sin_port (host order).  It never reaches a socket call; the device hands
+ * such packets to the relay client instead.  Formats as "relay:ID".
+ */
+#define AF_KNIT_RELAY 0xf1
+void endpoint_set_relay(union sockaddr_inet *ep, uint16_t relay_id);
+static inline bool endpoint_is_relay(const union sockaddr_inet *ep)
+{
+	return ep->sa.sa_family == AF_KNIT_RELAY;
+}
+static inline uint16_t endpoint_relay_id(const union sockaddr_inet *ep)
+{
+	return ep->in.sin_port;
+}
+
 #endif

@@ -132,11 +132,30 @@ void device_queue_work(struct wg_device *dev, struct wg_peer *peer)
 	ev_wakeup_signal(dev->wakeup);
 }
 
+#define DRAIN_BATCH 32
+
+/* Packets the data path queued for the event loop: to relays, and aside. */
+static void drain_queues(struct wg_device *dev)
+{
+	struct pktq_item items[DRAIN_BATCH]; /* 53 KiB, on the loop thread's stack */
+	unsigned n;
+
+	while (dev->relay_send && (n = pktq_pop_batch(&dev->relay_q, items, DRAIN_BATCH)))
+		for (unsigned i = 0; i < n; i++)
+			dev->relay_send(dev->overlay_arg, endpoint_relay_id(&items[i].addr),
+					items[i].key, items[i].data, items[i].len);
+	while (dev->aside_recv && (n = pktq_pop_batch(&dev->aside_q, items, DRAIN_BATCH)))
+		for (unsigned i = 0; i < n; i++)
+			dev->aside_recv(dev->overlay_arg, items[i].data, items[i].len,
+					&items[i].addr);
+}
+
 static void on_wakeup(struct evloop *loop, void *arg)
 {
 	struct wg_device *dev = arg;
 	struct wg_peer *list;
 
+	drain_queues(dev);
 	receive_handshakes(dev);
 	pthread_mutex_lock(&dev->work_lock);
 	list = dev->work_head;
@@ -186,6 +205,7 @@ int device_new(struct wg_device **out, struct evloop *loop, const char *ifname,
 	    (ret = ratelimiter_new(&dev->ratelimiter)) < 0 ||
 	    (ret = handshake_queue_new(&dev->hsq)) < 0 ||
 	    (ret = aead_ctx_new(&dev->loop_aead)) < 0 ||
+	    (ret = pktq_init(&dev->relay_q, 1024)) < 0 || (ret = pktq_init(&dev->aside_q, 256)) < 0 ||
 	    (ret = evloop_add_wakeup(loop, on_wakeup, dev, &dev->wakeup)) < 0)
 		goto fail;
 	dev->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -333,6 +353,8 @@ void device_free(struct wg_device *dev)
 	ratelimiter_free(dev->ratelimiter);
 	handshake_queue_free(dev->hsq);
 	aead_ctx_free(dev->loop_aead);
+	pktq_destroy(&dev->relay_q);
+	pktq_destroy(&dev->aside_q);
 	if (atomic_load(&dev->udp_fd) >= 0)
 		close(atomic_load(&dev->udp_fd));
 	if (dev->retired_fd >= 0)
@@ -510,7 +532,9 @@ static void format_peer(struct buf *out, struct wg_peer *p, const struct prefix_
 	buf_printf(out, "preshared_key=%s\n", hex);
 	memzero_explicit(hex, sizeof(hex));
 	buf_printf(out, "protocol_version=1\n");
-	if (peer_get_endpoint(p, &endpoint) && endpoint_format(&endpoint, ep, sizeof(ep)) == 0)
+	/* A relay path is knit's own; wg(8) knows only IP endpoints. */
+	if (peer_get_endpoint(p, &endpoint) && !endpoint_is_relay(&endpoint) &&
+	    endpoint_format(&endpoint, ep, sizeof(ep)) == 0)
 		buf_printf(out, "endpoint=%s\n", ep);
 	buf_printf(out, "last_handshake_time_sec=%llu\nlast_handshake_time_nsec=%llu\n",
 		   (unsigned long long)(wall / NSEC_PER_SEC),

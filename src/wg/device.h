@@ -31,6 +31,7 @@
 #include "wg/keypair.h"
 #include "wg/noise.h"
 #include "wg/peer.h"
+#include "wg/pktqueue.h"
 #include "wg/ratelimiter.h"
 #include "wg/wgconfig.h"
 
@@ -109,6 +110,19 @@ struct wg_device {
 
 	struct wg_timers_config timers;
 	struct wg_device_stats stats;
+	/* Overlay mode (knitd with control): set before device_start, then
+	 * read-only.  Packets to a peer whose endpoint is a relay path go
+	 * through relay_q to relay_send on the event loop; received datagrams
+	 * that aside_match claims (STUN, disco) go through aside_q to
+	 * aside_recv on the event loop. */
+	void (*relay_send)(void *arg, uint16_t relay_id, const uint8_t key[32],
+			   const uint8_t *pkt, size_t len);
+	bool (*aside_match)(const uint8_t *pkt, size_t len);
+	void (*aside_recv)(void *arg, const uint8_t *pkt, size_t len,
+			   const union sockaddr_inet *src);
+	void *overlay_arg;
+	struct pktq relay_q;
+	struct pktq aside_q;
 };
 
 /* Creates the TUN interface ifname (none when ifname is NULL: a detached
@@ -125,6 +139,17 @@ int device_start(struct wg_device *dev);
 int device_apply(struct wg_device *dev, const struct wg_config *cfg, char *err, size_t err_len);
 /* The `get=1` answer, without the final errno line. */
 int device_uapi_get(struct wg_device *dev, struct buf *out);
+
+/*
+ * A packet a relay delivered (on the event loop): processed as if it had come
+ * from the relay path relay_id, and delivered to the TUN.
+ */
+void device_receive_relayed(struct wg_device *dev, uint16_t relay_id, const uint8_t *pkt,
+			    size_t len);
+/* Sends a datagram that is not WireGuard (STUN, disco) from the device's
+ * socket.  Returns 0 or -errno. */
+int device_send_aside(struct wg_device *dev, const union sockaddr_inet *to, const void *pkt,
+		      size_t len);
 
 /* Internal, between device.c, send.c, receive.c and timers.c. */
 struct wg_peer *device_find_peer(struct wg_device *dev, const uint8_t key[NOISE_PUBLIC_KEY_LEN]);

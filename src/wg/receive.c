@@ -112,6 +112,17 @@ static void note_received(struct wg_peer *peer, size_t bytes, uint64_t now)
 		atomic_store_explicit(&peer->data_sent_unanswered_ns, 0, memory_order_relaxed);
 }
 
+/*
+ * Roaming: an authenticated packet moves the peer's endpoint to its source,
+ * unless it came through a relay.  Which relay path a peer is reached by
+ * (its home relay, not ours) is the overlay's decision, not the packet's.
+ */
+static void learn_endpoint(struct wg_peer *peer, const union sockaddr_inet *src)
+{
+	if (!endpoint_is_relay(src))
+		peer_set_endpoint(peer, src);
+}
+
 /* --- handshake messages, on the event loop ------------------------------- */
 
 static struct noise_handshake *lookup_handshake(void *ctx, const uint8_t key[NOISE_PUBLIC_KEY_LEN])
@@ -125,8 +136,13 @@ static struct noise_handshake *lookup_handshake(void *ctx, const uint8_t key[NOI
 static bool handshake_admitted(struct wg_device *dev, const struct queued_handshake *h,
 			       bool under_load, uint32_t sender_index)
 {
-	enum cookie_mac_state state =
-		cookie_validate_packet(&dev->cookie_checker, h->data, h->len, &h->src, under_load);
+	enum cookie_mac_state state;
+
+	/* A relay admits only nodes control knows, and a cookie cannot be sent
+	 * back through it without the sender's key: no cookie round. */
+	if (endpoint_is_relay(&h->src))
+		under_load = false;
+	state = cookie_validate_packet(&dev->cookie_checker, h->data, h->len, &h->src, under_load);
 
 	if (state == INVALID_MAC) {
 		atomic_fetch_add_explicit(&dev->stats.rx_invalid, 1, memory_order_relaxed);
@@ -189,7 +205,7 @@ static void handle_initiation(struct wg_device *dev, const struct queued_handsha
 		return;
 	}
 	peer = (struct wg_peer *)((char *)hs - offsetof(struct wg_peer, handshake));
-	peer_set_endpoint(peer, &h->src);
+	learn_endpoint(peer, &h->src);
 	note_received(peer, h->len, clock_mono_ns());
 
 	pthread_rwlock_wrlock(&dev->lock);
@@ -230,7 +246,7 @@ static void handle_response(struct wg_device *dev, const struct queued_handshake
 		return;
 	}
 	peer = e->peer;
-	peer_set_endpoint(peer, &h->src);
+	learn_endpoint(peer, &h->src);
 	note_received(peer, h->len, clock_mono_ns());
 	if (!begin_session(peer))
 		return;
@@ -373,7 +389,7 @@ static void run_account(struct rx_batch *b, struct wg_peer *peer, const union so
 		b->peer = peer;
 		b->src = *src;
 		if (!peer_get_endpoint(peer, &cur) || !endpoint_equal(&cur, src))
-			peer_set_endpoint(peer, src); /* roaming */
+			learn_endpoint(peer, src); /* roaming */
 	}
 	b->bytes += len;
 }
@@ -435,6 +451,12 @@ size_t receive_datagram(struct wg_device *dev, struct rx_batch *b, uint8_t *msg,
 	if (len < 4)
 		goto invalid;
 	type = get_le32(msg);
+	if (type - 1 > MESSAGE_DATA - 1 && dev->aside_match && dev->aside_match(msg, len)) {
+		pktq_lock(&dev->aside_q);
+		b->wake |= pktq_push_locked(&dev->aside_q, src, NULL, msg, len);
+		pktq_unlock(&dev->aside_q);
+		return 0;
+	}
 	if (type == MESSAGE_DATA && len >= MESSAGE_MINIMUM_LENGTH)
 		return rx_data(dev, b, msg, len, src, plain);
 	if (len != message_expected_len(type))
@@ -448,6 +470,29 @@ size_t receive_datagram(struct wg_device *dev, struct rx_batch *b, uint8_t *msg,
 invalid:
 	atomic_fetch_add_explicit(&dev->stats.rx_invalid, 1, memory_order_relaxed);
 	return 0;
+}
+
+void device_receive_relayed(struct wg_device *dev, uint16_t relay_id, const uint8_t *pkt,
+			    size_t len)
+{
+	uint8_t msg[PKTQ_MAX_PACKET], *plain;
+	union sockaddr_inet src;
+	struct rx_batch b;
+	size_t plen;
+
+	if (len > sizeof(msg)) {
+		atomic_fetch_add_explicit(&dev->stats.rx_invalid, 1, memory_order_relaxed);
+		return;
+	}
+	memcpy(msg, pkt, len);
+	endpoint_set_relay(&src, relay_id);
+	receive_batch_begin(&b, dev->loop_aead, clock_mono_ns());
+	pthread_rwlock_rdlock(&dev->lock);
+	plen = receive_datagram(dev, &b, msg, len, &src, &plain);
+	receive_batch_end(dev, &b);
+	pthread_rwlock_unlock(&dev->lock);
+	if (plen && dev->tun_fd >= 0 && write(dev->tun_fd, plain, plen) < 0)
+		atomic_fetch_add(&dev->stats.tx_errors, 1);
 }
 
 /* Processes a received batch under the read lock; returns packets for TUN. */

@@ -113,11 +113,27 @@ void send_to(struct wg_device *dev, const union sockaddr_inet *ep, const void *b
 	int fd = atomic_load(&dev->udp_fd);
 	union sockaddr_inet to;
 
-	if (fd < 0)
+	/* A relay path needs a destination key: only send_buffer_to_peer has
+	 * one (a cookie reply to a relayed initiation is not sent). */
+	if (fd < 0 || endpoint_is_relay(ep))
 		return;
 	endpoint_for_socket(dev, ep, &to);
 	if (sendto(fd, buf, len, MSG_DONTWAIT, &to.sa, endpoint_len(&to)) < 0)
 		atomic_fetch_add(&dev->stats.tx_errors, 1);
+}
+
+int device_send_aside(struct wg_device *dev, const union sockaddr_inet *to, const void *pkt,
+		      size_t len)
+{
+	int fd = atomic_load(&dev->udp_fd);
+	union sockaddr_inet dst;
+
+	if (fd < 0)
+		return -ENOTCONN;
+	endpoint_for_socket(dev, to, &dst);
+	if (sendto(fd, pkt, len, MSG_DONTWAIT, &dst.sa, endpoint_len(&dst)) < 0)
+		return -errno;
+	return 0;
 }
 
 void send_buffer_to_peer(struct wg_peer *peer, const void *buf, size_t len)
@@ -126,7 +142,11 @@ void send_buffer_to_peer(struct wg_peer *peer, const void *buf, size_t len)
 
 	if (!peer_get_endpoint(peer, &ep))
 		return;
-	send_to(peer->device, &ep, buf, len);
+	if (endpoint_is_relay(&ep) && peer->device->relay_send) /* on the event loop */
+		peer->device->relay_send(peer->device->overlay_arg, endpoint_relay_id(&ep),
+					 peer->public_key, buf, len);
+	else
+		send_to(peer->device, &ep, buf, len);
 	atomic_fetch_add(&peer->tx_bytes, len);
 	atomic_store(&peer->last_sent_ns, clock_mono_ns());
 }
@@ -242,6 +262,12 @@ struct tx_state {
 	struct mmsghdr msgs[TX_BATCH];
 	struct iovec iovs[TX_BATCH];
 	union sockaddr_inet names[TX_BATCH];
+	/* Sealed packets for relay paths: handed to the event loop per batch. */
+	unsigned n_relayed;
+	unsigned relayed[TX_BATCH]; /* indices into c.bufs */
+	size_t relayed_lens[TX_BATCH];
+	union sockaddr_inet relayed_paths[TX_BATCH];
+	uint8_t relayed_keys[TX_BATCH][NOISE_PUBLIC_KEY_LEN];
 };
 
 static const uint8_t *inner_destination(const uint8_t *pkt, size_t len, int *family)
@@ -328,6 +354,14 @@ static unsigned tx_seal_batch(struct tx_state *s, unsigned n)
 			continue;
 		keep_key_fresh(dev, peer, kp, now);
 		run_bytes += mlen;
+		if (endpoint_is_relay(&run_ep)) {
+			unsigned r = s->n_relayed++;
+			s->relayed[r] = i;
+			s->relayed_lens[r] = mlen;
+			s->relayed_paths[r] = run_ep;
+			memcpy(s->relayed_keys[r], peer->public_key, NOISE_PUBLIC_KEY_LEN);
+			continue;
+		}
 		s->names[out] = run_ep;
 		s->iovs[out] = (struct iovec){.iov_base = s->c.bufs[i], .iov_len = mlen};
 		s->msgs[out].msg_hdr = (struct msghdr){
@@ -344,8 +378,26 @@ static unsigned tx_seal_batch(struct tx_state *s, unsigned n)
 	return out;
 }
 
+/* One lock and one wake-up for all of a batch's relayed packets. */
+static void tx_hand_to_relays(struct tx_state *s)
+{
+	struct wg_device *dev = s->c.dev;
+
+	if (!s->n_relayed)
+		return;
+	pktq_lock(&dev->relay_q);
+	for (unsigned r = 0; r < s->n_relayed; r++)
+		if (!pktq_push_locked(&dev->relay_q, &s->relayed_paths[r], s->relayed_keys[r],
+				      s->c.bufs[s->relayed[r]], s->relayed_lens[r]))
+			atomic_fetch_add_explicit(&dev->stats.tx_errors, 1, memory_order_relaxed);
+	pktq_unlock(&dev->relay_q);
+	s->n_relayed = 0;
+	ev_wakeup_signal(dev->wakeup);
+}
+
 static void tx_send_batch(struct tx_state *s, unsigned n)
 {
+	tx_hand_to_relays(s);
 	int fd = atomic_load(&s->c.dev->udp_fd);
 	unsigned sent = 0;
 
