@@ -1,0 +1,111 @@
+# shellcheck shell=bash
+# The lab's helpers, each a process inside one of the run's namespaces:
+# linkem (link conditions), ctfilter (filters opened from conntrack
+# events), miniupnpd (NAT-PMP, PCP, UPnP-IGD).
+
+# link_set HOST [--delay-ms D] [--jitter-ms J] [--loss PCT] [--off]: the
+# conditions of the packets HOST sends on its link (eth0, or a router's
+# wan), as netem would on that interface: every packet leaving it goes
+# through NFQUEUE 0 of HOST's namespace to linkem.  Settable at any time.
+link_set() {
+	local h=$1 dev opts=() off=0 ctl
+	shift
+	[[ -e /run/netns/$P-$h ]] || die "no host '$h' in lab $P"
+	while [[ $# -gt 0 ]]; do
+		case $1 in
+		--delay-ms | --jitter-ms | --loss)
+			[[ ${2:-} =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "$1 needs a number"
+			opts+=("$1" "$2")
+			shift 2
+			;;
+		--off) off=1; shift ;;
+		*) die "link: unknown option '$1'" ;;
+		esac
+	done
+	dev=eth0
+	ip -n "$P-$h" link show wan >/dev/null 2>&1 && dev=wan
+	ctl=$RUNDIR/link/$h.ctl
+	if ((off)); then
+		nsx "$h" nft delete table inet knitlab_link 2>/dev/null || true
+		stop_daemon "linkem-$h"
+		rm -f "$ctl" "$RUNDIR/link/$h"
+		return 0
+	fi
+	[[ -x $LINKEM ]] || die "no $LINKEM (make builds it)"
+	if [[ -f $RUNDIR/pid/linkem-$h ]] && pid_ours "$(<"$RUNDIR/pid/linkem-$h")"; then
+		"$LINKEM" set --control "$ctl" "${opts[@]}" || die "linkem set failed for $h"
+	else
+		spawn "$h" "linkem-$h" "$LINKEM" --queue 0 --control "$ctl" "${opts[@]}"
+		wait_for 3 test -S "$ctl" || die "linkem did not start for $h (log: $RUNDIR/log/linkem-$h.log)"
+		# Queue without bypass: if linkem dies the link is down, never
+		# silently perfect.
+		nsx "$h" nft -f - <<EOF
+table inet knitlab_link {
+	chain out {
+		type filter hook postrouting priority 500; policy accept;
+		oifname "$dev" queue num 0
+	}
+}
+EOF
+	fi
+	echo "${opts[*]}" >"$RUNDIR/link/$h"
+}
+
+# ctfilter_start ROUTER: ctfilter fills the ADF set from conntrack events
+# (after filter-delay-ms), in place of the packet-path rule: the seed's
+# restricted cone NAT and its late rule.
+ctfilter_start() {
+	local h=$1
+	[[ -x $CTFILTER ]] || die "no $CTFILTER (make builds it): needed by $h's filter=ctfilter"
+	[[ $NAT_FILT == adf ]] || die "filter=ctfilter is for ADF kinds (router $h is ${NAT_FILT^^})"
+	spawn "$h" "ctfilter-$h" "$CTFILTER" --family ip --table knitlab --set sent --delay-ms "$NAT_FDELAY"
+}
+
+# upnp_start ROUTER WAN_ADDR LAN_NET: miniupnpd on the router's lan, with
+# its own nftables table, PID file and lease file in the run's directory.
+upnp_start() {
+	local h=$1 ext=$2 lan=$3 conf=$RUNDIR/$1-miniupnpd.conf
+	command -v miniupnpd >/dev/null || die "miniupnpd is not installed (scripts/install-deps.sh)"
+	nsx "$h" nft -f - <<EOF
+table inet miniupnpd {
+	chain forward {
+		type filter hook forward priority filter - 10; policy accept;
+		jump miniupnpd
+	}
+	chain miniupnpd {
+	}
+	chain prerouting {
+		type nat hook prerouting priority dstnat - 10; policy accept;
+		jump prerouting_miniupnpd
+	}
+	chain postrouting {
+		type nat hook postrouting priority srcnat - 10; policy accept;
+		jump postrouting_miniupnpd
+	}
+	chain prerouting_miniupnpd {
+	}
+	chain postrouting_miniupnpd {
+	}
+}
+EOF
+	cat >"$conf" <<EOF
+ext_ifname=wan
+ext_ip=$ext
+listening_ip=lan
+http_port=5000
+enable_natpmp=yes
+enable_upnp=yes
+secure_mode=yes
+system_uptime=no
+lease_file=$RUNDIR/$h-miniupnpd.leases
+uuid=$(cat /proc/sys/kernel/random/uuid)
+upnp_table_name=miniupnpd
+upnp_nat_table_name=miniupnpd
+upnp_forward_chain=miniupnpd
+upnp_nat_chain=prerouting_miniupnpd
+upnp_nat_postrouting_chain=postrouting_miniupnpd
+allow 1024-65535 $lan 1024-65535
+deny 0-65535 0.0.0.0/0 0-65535
+EOF
+	spawn "$h" "miniupnpd-$h" miniupnpd -d -f "$conf" -P "$RUNDIR/$h-miniupnpd.pid"
+}
