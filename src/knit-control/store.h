@@ -90,7 +90,8 @@ struct store_change {
 };
 
 /* Callbacks for listings: return 0 to go on, non-zero to stop (that value is
- * then returned by the listing function). */
+ * then returned by the listing function).  A callback must not call into the
+ * same struct store (copy what it needs; the structs are plain values). */
 typedef int (*store_node_cb)(const struct store_node *node, void *arg);
 typedef int (*store_authkey_cb)(const struct store_authkey *key, void *arg);
 typedef int (*store_relay_cb)(const struct store_relay *relay, void *arg);
@@ -152,6 +153,7 @@ int store_node_register(struct store *st, const uint8_t node_key[32], const char
 			const char *authkey, struct store_node *out, const char **why);
 int store_node_get(struct store *st, int64_t id, struct store_node *out);
 int store_node_get_by_key(struct store *st, const uint8_t node_key[32], struct store_node *out);
+int store_node_get_by_name(struct store *st, const char *name, struct store_node *out);
 /* In id order. */
 int store_node_list(struct store *st, store_node_cb cb, void *arg);
 /* True when the node's key has expired at time now. */
