@@ -12,6 +12,8 @@ packages=(
 	# system tests, the lab, demo and benchmarks
 	iproute2 iputils-ping iperf3 wireguard-tools wireguard-go procps
 	nftables conntrack tcpdump sqlite3 shellcheck
+	# NFQUEUE for linkem: this kernel has xtables' target but not nft's queue
+	iptables
 )
 
 missing=()
