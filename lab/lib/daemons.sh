@@ -6,7 +6,8 @@
 # link_set HOST [--delay-ms D] [--jitter-ms J] [--loss PCT] [--off]: the
 # conditions of the packets HOST sends on its link (eth0, or a router's
 # wan), as netem would on that interface: every packet leaving it goes
-# through NFQUEUE 0 of HOST's namespace to linkem.  Settable at any time.
+# through NFQUEUE 0 of HOST's namespace to linkem (a ping's round trip
+# grows by the delay once).  Settable at any time.
 link_set() {
 	local h=$1 dev opts=() off=0 ctl
 	shift
@@ -26,7 +27,7 @@ link_set() {
 	ip -n "$P-$h" link show wan >/dev/null 2>&1 && dev=wan
 	ctl=$RUNDIR/link/$h.ctl
 	if ((off)); then
-		nsx "$h" nft delete table inet knitlab_link 2>/dev/null || true
+		nsx "$h" iptables -t mangle -D POSTROUTING -o "$dev" -j NFQUEUE --queue-num 0 2>/dev/null || true
 		stop_daemon "linkem-$h"
 		rm -f "$ctl" "$RUNDIR/link/$h"
 		return 0
@@ -38,15 +39,10 @@ link_set() {
 		spawn "$h" "linkem-$h" "$LINKEM" --queue 0 --control "$ctl" "${opts[@]}"
 		wait_for 3 test -S "$ctl" || die "linkem did not start for $h (log: $RUNDIR/log/linkem-$h.log)"
 		# Queue without bypass: if linkem dies the link is down, never
-		# silently perfect.
-		nsx "$h" nft -f - <<EOF
-table inet knitlab_link {
-	chain out {
-		type filter hook postrouting priority 500; policy accept;
-		oifname "$dev" queue num 0
-	}
-}
-EOF
+		# silently perfect.  The kernel here has xtables' NFQUEUE but not
+		# nft's queue expression (CONFIG_NFT_QUEUE), so iptables-nft
+		# writes the rule (table ip mangle of HOST's namespace).
+		nsx "$h" iptables -t mangle -A POSTROUTING -o "$dev" -j NFQUEUE --queue-num 0
 	fi
 	echo "${opts[*]}" >"$RUNDIR/link/$h"
 }
