@@ -77,7 +77,6 @@ struct command {
 	const char *what;
 	unsigned opts;
 	int npos;
-	bool needs_store;
 	int (*fn)(struct ctx *c);
 };
 
@@ -165,15 +164,38 @@ static bool is_number(const char *s)
 	return true;
 }
 
+/* Opens the store on first use: a command checks its arguments first, so a
+ * usage error never creates a state directory. */
+static int need_store(struct ctx *c)
+{
+	int ret;
+
+	if (c->st)
+		return 0;
+	ret = store_open(&c->st, c->o.state_dir);
+
+	if (ret == 0)
+		return 0;
+	if (ret == -EPROTO)
+		return fail(c, ADMIN_ERROR,
+			    "%s/%s was written by a newer knit-control: use that version",
+			    c->o.state_dir, STORE_DB_NAME);
+	return fail(c, ADMIN_ERROR, "cannot open the database in %s: %s", c->o.state_dir,
+		    ret == -EIO ? "see the log line above" : strerror(-ret));
+}
+
 /* A node by id, or by name when the argument is not a number. */
 static int find_node(struct ctx *c, const char *arg, struct store_node *n)
 {
 	int64_t id;
 	int ret;
 
+	if (is_number(arg) && parse_int(arg, 1, INT64_MAX, &id) < 0)
+		return fail(c, ADMIN_USAGE, "invalid node id '%.24s'", arg);
+	ret = need_store(c);
+	if (ret)
+		return ret;
 	if (is_number(arg)) {
-		if (parse_int(arg, 1, INT64_MAX, &id) < 0)
-			return fail(c, ADMIN_USAGE, "invalid node id '%s'", arg);
 		ret = store_node_get(c->st, id, n);
 	} else {
 		ret = store_node_get_by_name(c->st, arg, n);
@@ -255,6 +277,12 @@ static int cmd_authkey_create(struct ctx *c)
 	if (strcmp(expiry, "never") && duration_parse(expiry, &ttl) < 0)
 		return fail(c, ADMIN_USAGE,
 			    "invalid --expiry '%s' (want e.g. 30m, 24h, 90d, or never)", expiry);
+	if (c->o.tag && !store_tag_valid(c->o.tag))
+		return fail(c, ADMIN_USAGE,
+			    "invalid --tag '%.64s' (at most 63 of A-Z a-z 0-9 : . _ -)", c->o.tag);
+	ret = need_store(c);
+	if (ret)
+		return ret;
 	ret = store_authkey_create(c->st, c->o.reusable, ttl, c->o.tag, &k, secret);
 	if (ret == -EINVAL)
 		return fail(c, ADMIN_USAGE,
@@ -299,14 +327,19 @@ static int authkey_row(const struct store_authkey *k, void *arg)
 	return 0;
 }
 
+/* Returns an exit status: 0 to go on. */
 static int list_begin(struct ctx *c, struct list_state *ls, const char *header)
 {
+	int ret = need_store(c);
+
+	if (ret)
+		return ret;
 	ls->c = c;
 	ls->now = store_now(c->st);
 	ls->array = NULL;
 	if (c->o.json) {
 		ls->array = json_array();
-		return ls->array ? 0 : -ENOMEM;
+		return ls->array ? 0 : fail(c, ADMIN_ERROR, "out of memory");
 	}
 	fputs(header, c->out);
 	return 0;
@@ -328,9 +361,10 @@ static int cmd_authkey_list(struct ctx *c)
 			     "ID    PREFIX           REUSABLE USED  EXPIRES              "
 			     "STATE    CREATED              TAG\n");
 
-	if (!ret)
-		ret = store_authkey_list(c->st, authkey_row, &ls);
-	return list_end(c, &ls, ret, "cannot list auth keys");
+	if (ret)
+		return ret;
+	return list_end(c, &ls, store_authkey_list(c->st, authkey_row, &ls),
+			"cannot list auth keys");
 }
 
 static int cmd_authkey_revoke(struct ctx *c)
@@ -342,6 +376,9 @@ static int cmd_authkey_revoke(struct ctx *c)
 
 	if (store_authkey_parse_id(arg, &id) < 0)
 		return fail(c, ADMIN_USAGE, "invalid auth key or id '%.20s'", arg);
+	ret = need_store(c);
+	if (ret)
+		return ret;
 	ret = store_authkey_get(c->st, id, &k);
 	if (!ret && !k.revoked)
 		ret = store_authkey_revoke(c->st, id);
@@ -406,9 +443,9 @@ static int cmd_nodes(struct ctx *c)
 			     "       STATUS      LAST-SEEN            EXPIRES              "
 			     "NODE-KEY\n");
 
-	if (!ret)
-		ret = store_node_list(c->st, node_row, &ls);
-	return list_end(c, &ls, ret, "cannot list nodes");
+	if (ret)
+		return ret;
+	return list_end(c, &ls, store_node_list(c->st, node_row, &ls), "cannot list nodes");
 }
 
 /* Runs one node change and reports it. */
@@ -533,9 +570,9 @@ static int cmd_relays(struct ctx *c)
 			     "ID    REGION           HOST                           PORT  "
 			     "STUN-PORT KEY\n");
 
-	if (!ret)
-		ret = store_relay_list(c->st, relay_row, &ls);
-	return list_end(c, &ls, ret, "cannot list relays");
+	if (ret)
+		return ret;
+	return list_end(c, &ls, store_relay_list(c->st, relay_row, &ls), "cannot list relays");
 }
 
 static int cmd_relay_add(struct ctx *c)
@@ -563,6 +600,9 @@ static int cmd_relay_add(struct ctx *c)
 		return fail(c, ADMIN_USAGE, "--region or --host is too long");
 	strcpy(r.region, o->region);
 	strcpy(r.host, o->host);
+	ret = need_store(c);
+	if (ret)
+		return ret;
 	ret = store_relay_add(c->st, &r);
 	if (ret == -EINVAL)
 		return fail(c, ADMIN_USAGE,
@@ -585,6 +625,9 @@ static int cmd_relay_remove(struct ctx *c)
 
 	if (parse_int(c->o.pos[0], 1, 65535, &id) < 0)
 		return fail(c, ADMIN_USAGE, "invalid relay id '%.16s' (1..65535)", c->o.pos[0]);
+	ret = need_store(c);
+	if (ret)
+		return ret;
 	ret = store_relay_remove(c->st, id);
 	if (ret == -ENOENT)
 		return fail(c, ADMIN_ERROR, "no relay %" PRId64 " in %s", id, store_path(c->st));
@@ -599,27 +642,26 @@ static int cmd_relay_remove(struct ctx *c)
 #define S O_STATE_DIR
 static const struct command commands[] = {
 	{NULL, "key", "", "print the control public key (created on first use)", S | O_JSON, 0,
-	 false, cmd_key},
+	 cmd_key},
 	{"authkey", "create", "[--reusable] [--expiry 24h|never] [--tag T]",
 	 "create a pre-auth key and print it (only this once)",
-	 S | O_JSON | O_REUSABLE | O_EXPIRY | O_TAG, 0, true, cmd_authkey_create},
-	{"authkey", "list", "", "list auth keys (never their secrets)", S | O_JSON, 0, true,
+	 S | O_JSON | O_REUSABLE | O_EXPIRY | O_TAG, 0, cmd_authkey_create},
+	{"authkey", "list", "", "list auth keys (never their secrets)", S | O_JSON, 0,
 	 cmd_authkey_list},
-	{"authkey", "revoke", "ID|KEY", "revoke an auth key", S, 1, true, cmd_authkey_revoke},
-	{NULL, "nodes", "", "list nodes", S | O_JSON, 0, true, cmd_nodes},
-	{"node", "approve", "ID|NAME", "approve a node waiting to join", S, 1, true,
-	 cmd_node_approve},
-	{"node", "remove", "ID|NAME", "remove a node: it is cut off at once", S, 1, true,
+	{"authkey", "revoke", "ID|KEY", "revoke an auth key", S, 1, cmd_authkey_revoke},
+	{NULL, "nodes", "", "list nodes", S | O_JSON, 0, cmd_nodes},
+	{"node", "approve", "ID|NAME", "approve a node waiting to join", S, 1, cmd_node_approve},
+	{"node", "remove", "ID|NAME", "remove a node: it is cut off at once", S, 1,
 	 cmd_node_remove},
-	{"node", "expire", "ID|NAME", "expire a node's key: it must log in again", S, 1, true,
+	{"node", "expire", "ID|NAME", "expire a node's key: it must log in again", S, 1,
 	 cmd_node_expire},
-	{"node", "rename", "ID|NAME NEWNAME", "rename a node", S, 2, true, cmd_node_rename},
-	{"node", "quarantine", "ID|NAME on|off", "isolate a node, or stop isolating it", S, 2, true,
+	{"node", "rename", "ID|NAME NEWNAME", "rename a node", S, 2, cmd_node_rename},
+	{"node", "quarantine", "ID|NAME on|off", "isolate a node, or stop isolating it", S, 2,
 	 cmd_node_quarantine},
 	{"relay", "add", "--id N --region NAME --host H --port P --stun-port S --key KEY",
-	 "declare a relay", S | O_RELAY, 0, true, cmd_relay_add},
-	{"relay", "remove", "ID", "remove a relay", S, 1, true, cmd_relay_remove},
-	{NULL, "relays", "", "list relays", S | O_JSON, 0, true, cmd_relays},
+	 "declare a relay", S | O_RELAY, 0, cmd_relay_add},
+	{"relay", "remove", "ID", "remove a relay", S, 1, cmd_relay_remove},
+	{NULL, "relays", "", "list relays", S | O_JSON, 0, cmd_relays},
 };
 #undef S
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -732,20 +774,6 @@ static const struct command *find_command(const char *group, const char *name)
 	return NULL;
 }
 
-static int open_store(struct ctx *c)
-{
-	int ret = store_open(&c->st, c->o.state_dir);
-
-	if (ret == 0)
-		return 0;
-	if (ret == -EPROTO)
-		return fail(c, ADMIN_ERROR,
-			    "%s/%s was written by a newer knit-control: use that version",
-			    c->o.state_dir, STORE_DB_NAME);
-	return fail(c, ADMIN_ERROR, "cannot open the database in %s: %s", c->o.state_dir,
-		    ret == -EIO ? "see the log line above" : strerror(-ret));
-}
-
 int admin_run(int argc, char **argv, FILE *out, FILE *err)
 {
 	struct ctx c = {.out = out, .err = err};
@@ -777,8 +805,6 @@ int admin_run(int argc, char **argv, FILE *out, FILE *err)
 		command_usage(out, cmd);
 		return ADMIN_OK;
 	}
-	if (cmd->needs_store && (ret = open_store(&c)))
-		return ret;
 	ret = cmd->fn(&c);
 	store_close(c.st);
 	if (fflush(out) != 0 && ret == ADMIN_OK)

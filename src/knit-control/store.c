@@ -918,7 +918,7 @@ static void authkey_row(sqlite3_stmt *s, struct store_authkey *k)
 	k->revoked = sqlite3_column_int(s, 6) != 0;
 }
 
-static bool tag_valid(const char *tag)
+bool store_tag_valid(const char *tag)
 {
 	size_t len = strlen(tag);
 
@@ -941,7 +941,7 @@ int store_authkey_create(struct store *st, bool reusable, int64_t ttl, const cha
 
 	if (!tag)
 		tag = "";
-	if (ttl < 0 || ttl > 100LL * 366 * 24 * 3600 || !tag_valid(tag))
+	if (ttl < 0 || ttl > 100LL * 366 * 24 * 3600 || !store_tag_valid(tag))
 		return -EINVAL;
 	random_bytes(raw, sizeof(raw));
 	for (size_t i = 0; i < sizeof(raw); i++)

@@ -191,6 +191,8 @@ void store_name_sanitize(const char *hostname, char out[STORE_NAME_LEN]);
  */
 int store_authkey_create(struct store *st, bool reusable, int64_t ttl, const char *tag,
 			 struct store_authkey *out, char secret[STORE_AUTHKEY_STRLEN]);
+/* The tag rule of store_authkey_create(). */
+bool store_tag_valid(const char *tag);
 int store_authkey_get(struct store *st, int64_t id, struct store_authkey *out);
 /* Accepts an id ("7"), a prefix ("knit-auth-7") or a whole key; -EINVAL for
  * anything else.  Does not check the secret (only the admin calls it). */
