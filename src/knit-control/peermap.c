@@ -262,6 +262,19 @@ static void send_json(struct session *s, json_t *msg)
 	json_decref(msg);
 }
 
+void peermap_add_prefixes(struct peermap *pm, json_t *msg)
+{
+	struct ip_prefix v4, v6;
+	char a[PREFIX_STRLEN], b[PREFIX_STRLEN];
+
+	if (!msg || store_get_prefixes(pm->store, &v4, &v6) < 0)
+		return;
+	prefix_format(&v4, a, sizeof(a));
+	prefix_format(&v6, b, sizeof(b));
+	json_object_set_new(msg, "ipv4_prefix", json_string(a));
+	json_object_set_new(msg, "ipv6_prefix", json_string(b));
+}
+
 void peermap_send_full(struct peermap *pm, struct session *s)
 {
 	struct node_rt *self = s->node;
@@ -271,6 +284,7 @@ void peermap_send_full(struct peermap *pm, struct session *s)
 	json_t *peers = json_array();
 	size_t in_chunk = 0;
 
+	peermap_add_prefixes(pm, msg);
 	for (struct node_rt *r = pm->all; sees && r && msg && peers; r = r->all_next) {
 		if (r == self || !node_visible(pm, r))
 			continue;
@@ -412,8 +426,10 @@ static void tell_self(struct peermap *pm, struct node_rt *r)
 		s->kind = SESSION_NODE;
 		r->pending = NULL;
 		r->session = s;
-		send_json(s, json_pack("{s:s,s:b,s:o}", "type", "login-result", "ok", 1, "self",
-				       entry_json(r)));
+		json_t *m = json_pack("{s:s,s:b,s:o}", "type", "login-result", "ok", 1, "self",
+				      entry_json(r));
+		peermap_add_prefixes(pm, m);
+		send_json(s, m);
 	}
 	if (s->kind == SESSION_NODE)
 		peermap_send_full(pm, s); /* O(n) for this one node */

@@ -82,6 +82,8 @@ void node_entry(const struct node_rt *node, struct netmap_peer *out);
 /* Sends the session's node its self entry, every visible peer (in chunks) and
  * the relay map. */
 void peermap_send_full(struct peermap *pm, struct session *s);
+/* Adds the overlay prefixes (ipv4_prefix, ipv6_prefix) to a message. */
+void peermap_add_prefixes(struct peermap *pm, json_t *msg);
 /* Sends a relay every active node key. */
 void peermap_send_relay_full(struct peermap *pm, struct session *s);
 /* Rereads the relay map and sends it to every node. */

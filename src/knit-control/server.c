@@ -119,9 +119,13 @@ static void login_ok(struct session *s, struct node_rt *r)
 {
 	struct netmap_peer self;
 
+	json_t *m;
+
 	node_entry(r, &self);
-	send_msg(s, json_pack("{s:s,s:b,s:o}", "type", "login-result", "ok", 1, "self",
-			      netmap_peer_to_json(&self)));
+	m = json_pack("{s:s,s:b,s:o}", "type", "login-result", "ok", 1, "self",
+		      netmap_peer_to_json(&self));
+	peermap_add_prefixes(s->pm, m);
+	send_msg(s, m);
 }
 
 static void login(struct server *srv, struct session *s, json_t *msg)

@@ -1,103 +1,62 @@
 // SPDX-License-Identifier: MIT
-/* knit: the command line of knit.  Key commands behave like wg(8)'s. */
-#include <ctype.h>
+/* knit: the command line of knit.  It drives knitd over its local socket. */
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "crypto/crypto.h"
-#include "lib/encoding.h"
+#include "knit/commands.h"
+#include "knitd/api.h"
 
 static void usage(FILE *f)
 {
-	fprintf(f, "Usage: knit COMMAND\n"
+	fprintf(f, "Usage: knit [--socket PATH] COMMAND [options]\n"
 		   "\n"
+		   "  up       join an overlay: --control URL --control-key KEY\n"
+		   "           [--auth-key KEY] [--hostname NAME]\n"
+		   "  down     leave it (the node stays registered)\n"
+		   "  logout   leave it and forget this node's key\n"
+		   "  ip       this node's overlay addresses [-4 | -6]\n"
+		   "  status   this node and its peers\n"
 		   "  genkey   print a new private key (base64) to standard output\n"
 		   "  pubkey   read a private key from standard input, print its public key\n"
 		   "  genpsk   print a new preshared key\n"
-		   "  help     this help\n");
-}
-
-/* wg(8) warns when a key is about to land in a file others can read. */
-static void warn_if_world_readable(void)
-{
-	struct stat st;
-
-	if (fstat(STDOUT_FILENO, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & S_IRWXO))
-		fprintf(stderr, "Warning: writing to world accessible file.\n"
-				"Consider setting the umask to 077 and trying again.\n");
-}
-
-static int print_key(const uint8_t key[KEY_LEN])
-{
-	char b64[KEY_BASE64_LEN + 1];
-
-	key_to_base64(b64, key);
-	puts(b64);
-	memzero_explicit(b64, sizeof(b64));
-	return fflush(stdout) == 0 ? 0 : 1;
-}
-
-static int cmd_genkey(bool clamp)
-{
-	uint8_t key[KEY_LEN];
-	int ret;
-
-	warn_if_world_readable();
-	if (clamp)
-		x25519_generate(key);
-	else
-		random_bytes(key, sizeof(key));
-	ret = print_key(key);
-	memzero_explicit(key, sizeof(key));
-	return ret;
-}
-
-static int cmd_pubkey(void)
-{
-	char line[KEY_BASE64_LEN + 3];
-	uint8_t priv[KEY_LEN], pub[KEY_LEN];
-	size_t n = fread(line, 1, sizeof(line) - 1, stdin);
-	int ret = 1;
-
-	line[n] = '\0';
-	while (n && isspace((unsigned char)line[n - 1]))
-		line[--n] = '\0';
-	if (!feof(stdin) && n == sizeof(line) - 1) {
-		fprintf(stderr, "knit: pubkey: too much input on standard input\n");
-	} else if (key_from_base64(priv, line) < 0) {
-		fprintf(stderr, "knit: pubkey: invalid private key on standard input\n");
-	} else {
-		x25519_clamp(priv);
-		ret = x25519_public(pub, priv) == 0 ? print_key(pub) : 1;
-	}
-	memzero_explicit(line, sizeof(line));
-	memzero_explicit(priv, sizeof(priv));
-	return ret;
+		   "  help     this help\n"
+		   "\n"
+		   "Every command that talks to knitd takes --json.  The socket defaults to\n"
+		   "" API_DEFAULT_SOCKET "; `knit COMMAND --help` says more.\n");
 }
 
 int main(int argc, char **argv)
 {
-	if (argc < 2) {
+	const char *sock = API_DEFAULT_SOCKET;
+	int i = 1;
+
+	if (i + 1 < argc && !strcmp(argv[i], "--socket")) {
+		sock = argv[i + 1];
+		i += 2;
+	}
+	if (i >= argc) {
 		usage(stderr);
-		return 1;
+		return 2;
 	}
 	if (crypto_init() < 0) {
 		fprintf(stderr, "knit: libgcrypt is unusable\n");
 		return 1;
 	}
-	if (!strcmp(argv[1], "genkey"))
+	if (!strcmp(argv[i], "genkey"))
 		return cmd_genkey(true);
-	if (!strcmp(argv[1], "genpsk"))
+	if (!strcmp(argv[i], "genpsk"))
 		return cmd_genkey(false);
-	if (!strcmp(argv[1], "pubkey"))
+	if (!strcmp(argv[i], "pubkey"))
 		return cmd_pubkey();
-	if (!strcmp(argv[1], "help") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+	if (!strcmp(argv[i], "help") || !strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
 		usage(stdout);
 		return 0;
 	}
-	fprintf(stderr, "knit: unknown command '%s'\n", argv[1]);
+	if (!strcmp(argv[i], "up") || !strcmp(argv[i], "down") || !strcmp(argv[i], "logout") ||
+	    !strcmp(argv[i], "ip") || !strcmp(argv[i], "status"))
+		return cmd_node(sock, argc - i, argv + i);
+	fprintf(stderr, "knit: unknown command '%s'\n", argv[i]);
 	usage(stderr);
-	return 1;
+	return 2;
 }
