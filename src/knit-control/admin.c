@@ -34,12 +34,14 @@ enum {
 	O_REUSABLE = 1 << 2,
 	O_EXPIRY = 1 << 3,
 	O_TAG = 1 << 4,
-	O_RELAY = 1 << 5, /* --id --region --host --port --stun-port --key */
+	O_RELAY = 1 << 5,  /* --id --region --host --port --stun-port --key */
+	O_CONFIG = 1 << 6, /* --key-expiry --ipv4-prefix --ipv6-prefix */
 };
 
 struct opts {
 	const char *state_dir, *expiry, *tag;
 	const char *id, *region, *host, *port, *stun_port, *key;
+	const char *key_expiry, *ipv4_prefix, *ipv6_prefix;
 	const char *pos[MAX_POSITIONAL];
 	int npos;
 	bool json, reusable, help;
@@ -62,6 +64,9 @@ static const struct optdef {
 	{"--port", O_RELAY, false, offsetof(struct opts, port)},
 	{"--stun-port", O_RELAY, false, offsetof(struct opts, stun_port)},
 	{"--key", O_RELAY, false, offsetof(struct opts, key)},
+	{"--key-expiry", O_CONFIG, false, offsetof(struct opts, key_expiry)},
+	{"--ipv4-prefix", O_CONFIG, false, offsetof(struct opts, ipv4_prefix)},
+	{"--ipv6-prefix", O_CONFIG, false, offsetof(struct opts, ipv6_prefix)},
 };
 
 struct ctx {
@@ -637,6 +642,79 @@ static int cmd_relay_remove(struct ctx *c)
 	return ADMIN_OK;
 }
 
+/* --- settings ----------------------------------------------------------- */
+
+static int config_show(struct ctx *c)
+{
+	char p4[PREFIX_STRLEN], p6[PREFIX_STRLEN], ttl[32];
+	struct ip_prefix v4, v6;
+	int64_t expiry;
+	int ret;
+
+	ret = store_get_key_expiry(c->st, &expiry);
+	if (!ret)
+		ret = store_get_prefixes(c->st, &v4, &v6);
+	if (ret < 0)
+		return fail_store(c, ret, "cannot read the settings");
+	prefix_format(&v4, p4, sizeof(p4));
+	prefix_format(&v6, p6, sizeof(p6));
+	if (c->o.json)
+		return print_json(c, json_pack("{s:o, s:s, s:s}", "key_expiry",
+					       expiry ? json_integer(expiry) : json_null(),
+					       "ipv4_prefix", p4, "ipv6_prefix", p6));
+	if (expiry)
+		duration_format(expiry, ttl, sizeof(ttl));
+	else
+		strcpy(ttl, "never");
+	fprintf(c->out, "key-expiry   %s\nipv4-prefix  %s\nipv6-prefix  %s\n", ttl, p4, p6);
+	return ADMIN_OK;
+}
+
+/* Shows the settings, or changes those given. */
+static int cmd_config(struct ctx *c)
+{
+	const struct opts *o = &c->o;
+	struct ip_prefix v4, v6, cur4, cur6;
+	int64_t expiry = 0;
+	int ret;
+
+	if (o->key_expiry && strcmp(o->key_expiry, "never") &&
+	    duration_parse(o->key_expiry, &expiry) < 0)
+		return fail(c, ADMIN_USAGE,
+			    "invalid --key-expiry '%.32s' (want e.g. 90d, or never)",
+			    o->key_expiry);
+	if (o->ipv4_prefix && (prefix_parse(o->ipv4_prefix, &v4) < 0 || v4.family != AF_INET))
+		return fail(c, ADMIN_USAGE, "invalid --ipv4-prefix '%.48s'", o->ipv4_prefix);
+	if (o->ipv6_prefix && (prefix_parse(o->ipv6_prefix, &v6) < 0 || v6.family != AF_INET6))
+		return fail(c, ADMIN_USAGE, "invalid --ipv6-prefix '%.48s'", o->ipv6_prefix);
+	ret = need_store(c);
+	if (ret)
+		return ret;
+	if (o->key_expiry) {
+		ret = store_set_key_expiry(c->st, expiry);
+		if (ret < 0)
+			return fail_store(c, ret, "cannot set the key expiry");
+	}
+	if (o->ipv4_prefix || o->ipv6_prefix) {
+		ret = store_get_prefixes(c->st, &cur4, &cur6);
+		if (ret < 0)
+			return fail_store(c, ret, "cannot read the prefixes");
+		ret = store_set_prefixes(c->st, o->ipv4_prefix ? &v4 : &cur4,
+					 o->ipv6_prefix ? &v6 : &cur6);
+		if (ret == -EINVAL)
+			return fail(c, ADMIN_USAGE,
+				    "prefix too small: IPv4 at most /30, IPv6 at most /96");
+		if (ret == -EBUSY)
+			return fail(c, ADMIN_ERROR,
+				    "nodes already have addresses in %s: the prefixes can only be "
+				    "changed before the first node joins",
+				    store_path(c->st));
+		if (ret < 0)
+			return fail_store(c, ret, "cannot set the prefixes");
+	}
+	return config_show(c);
+}
+
 /* --- dispatch ----------------------------------------------------------- */
 
 #define S O_STATE_DIR
@@ -662,6 +740,9 @@ static const struct command commands[] = {
 	 "declare a relay", S | O_RELAY, 0, cmd_relay_add},
 	{"relay", "remove", "ID", "remove a relay", S, 1, cmd_relay_remove},
 	{NULL, "relays", "", "list relays", S | O_JSON, 0, cmd_relays},
+	{NULL, "config", "[--key-expiry 180d|never] [--ipv4-prefix P] [--ipv6-prefix P]",
+	 "show the settings, or change them (prefixes: before the first node)",
+	 S | O_JSON | O_CONFIG, 0, cmd_config},
 };
 #undef S
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))

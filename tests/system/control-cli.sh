@@ -177,6 +177,17 @@ check "relays --json after remove: empty" jq_is length 0
 kc relay remove 1
 check "relay remove again: exit 1" eval 'status_is 1 && err_is "knit-control: no relay 1 in $DB"'
 
+echo "== settings"
+kc config --json
+check "config --json: key_expiry, ipv4_prefix, ipv6_prefix" \
+	eval 'jq_is .key_expiry 15552000 && jq_is .ipv4_prefix 100.64.0.0/10 &&
+	      [[ $(jq -r .ipv6_prefix <<<"$OUT") =~ ^fd[0-9a-f]{2}:[0-9a-f]{1,4}:[0-9a-f]{1,4}::/48$ ]]'
+kc config --key-expiry 30d
+check "config --key-expiry 30d" eval 'status_is 0 && out_has "key-expiry   30d"'
+kc config --ipv4-prefix 10.1.0.0/16
+check "config --ipv4-prefix once nodes exist: exit 1" \
+	eval 'status_is 1 && grep -qF "before the first node joins" <<<"$ERR"'
+
 echo "== concurrent writers"
 pids=()
 for i in $(seq 1 20); do

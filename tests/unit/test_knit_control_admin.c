@@ -568,6 +568,51 @@ static void test_relays(void **state)
 	assert_non_null(strstr(f->out, "relay.example"));
 }
 
+static void test_config(void **state)
+{
+	struct fixture *f = *state;
+	struct store_node n;
+	struct store *st;
+	json_t *j;
+
+	assert_int_equal(run(f, "config --key-expiry 3x"), ADMIN_USAGE);
+	assert_int_equal(run(f, "config --ipv4-prefix fd00::/64"), ADMIN_USAGE);
+	assert_int_equal(run(f, "config --ipv6-prefix 10.0.0.0/8"), ADMIN_USAGE);
+	assert_int_equal(access(f->dir, F_OK), -1);
+	assert_int_equal(run(f, "config --json"), ADMIN_OK);
+	j = out_json(f);
+	assert_int_equal(json_integer_value(json_object_get(j, "key_expiry")), 180 * 86400);
+	assert_string_equal(json_string_value(json_object_get(j, "ipv4_prefix")), "100.64.0.0/10");
+	assert_int_equal(strncmp(json_string_value(json_object_get(j, "ipv6_prefix")), "fd", 2), 0);
+	json_decref(j);
+	assert_int_equal(run(f, "config"), ADMIN_OK);
+	assert_non_null(strstr(f->out, "key-expiry   180d\n"));
+
+	/* New settings apply to the next node. */
+	assert_int_equal(run(f, "config --key-expiry 1h --ipv4-prefix 10.77.0.0/16 "
+				"--ipv6-prefix fd00:77::/64 --json"),
+			 ADMIN_OK);
+	j = out_json(f);
+	assert_int_equal(json_integer_value(json_object_get(j, "key_expiry")), 3600);
+	json_decref(j);
+	assert_int_equal(run(f, "config --ipv6-prefix fd00:77::/120"), ADMIN_USAGE);
+	register_node(f, 1, "a", NULL);
+	st = open_store(f);
+	assert_int_equal(store_node_get(st, 1, &n), 0);
+	assert_string_equal(n.ipv4, "10.77.0.1");
+	assert_string_equal(n.ipv6, "fd00:77::a4d:1");
+	assert_int_equal(n.expires - n.created, 3600);
+	store_close(st);
+	/* Once a node has addresses, the prefixes stay. */
+	assert_int_equal(run(f, "config --ipv4-prefix 10.88.0.0/16"), ADMIN_ERROR);
+	assert_non_null(strstr(f->err, "before the first node joins"));
+	assert_int_equal(run(f, "config --key-expiry never --json"), ADMIN_OK);
+	j = out_json(f);
+	assert_true(json_is_null(json_object_get(j, "key_expiry")));
+	assert_string_equal(json_string_value(json_object_get(j, "ipv4_prefix")), "10.77.0.0/16");
+	json_decref(j);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -580,6 +625,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_authkeys, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_nodes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_relays, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_config, setup, teardown),
 	};
 
 	if (crypto_init() < 0)
