@@ -14,6 +14,8 @@
 #include "lib/evloop.h"
 #include "lib/log.h"
 #include "lib/netlink.h"
+#include "knitd/api.h"
+#include "knitd/overlay.h"
 #include "wg/device.h"
 #include "wg/uapi.h"
 #include "wg/wgconfig.h"
@@ -21,17 +23,27 @@
 struct options {
 	const char *ifname;
 	const char *wg_config;
+	const char *state_dir;
+	const char *socket_path;
+	long port;
 	unsigned timer_divisor;
 };
 
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"Usage: knitd --interface NAME [--wg-config FILE] [options]\n"
+		"Usage: knitd --state-dir DIR [--socket PATH] [--interface NAME] [--port N]\n"
+		"       knitd --interface NAME --wg-config FILE\n"
 		"\n"
-		"Runs a knit node in the foreground, logging to standard error.\n"
+		"Runs a knit node in the foreground, logging to standard error.  With\n"
+		"--state-dir it is a node of an overlay that `knit up` joins; with\n"
+		"--wg-config it is a static WireGuard peer.\n"
 		"\n"
-		"  -i, --interface NAME        TUN interface to create (at most 15 characters)\n"
+		"  -s, --state-dir DIR         node key (mode 0600), disco key and prefs\n"
+		"  -S, --socket PATH           local API for knit (default " API_DEFAULT_SOCKET ")\n"
+		"  -p, --port N                UDP port (default 41641; 0 picks one)\n"
+		"  -i, --interface NAME        TUN interface to create (at most 15 characters;\n"
+		"                              default knit0 with --state-dir)\n"
 		"  -c, --wg-config FILE        static mode: a wg-quick(8) configuration file\n"
 		"                              ([Interface] PrivateKey, ListenPort, Address, MTU;\n"
 		"                              [Peer] PublicKey, PresharedKey, AllowedIPs,\n"
@@ -49,6 +61,9 @@ static int parse_options(int argc, char **argv, struct options *o)
 {
 	static const struct option longopts[] = {
 		{"interface", required_argument, NULL, 'i'},
+		{"state-dir", required_argument, NULL, 's'},
+		{"socket", required_argument, NULL, 'S'},
+		{"port", required_argument, NULL, 'p'},
 		{"wg-config", required_argument, NULL, 'c'},
 		{"log-level", required_argument, NULL, 'l'},
 		{"test-timer-divisor", required_argument, NULL, 'T'},
@@ -60,8 +75,23 @@ static int parse_options(int argc, char **argv, struct options *o)
 	int c;
 
 	o->timer_divisor = 1;
-	while ((c = getopt_long(argc, argv, "i:c:l:h", longopts, NULL)) != -1) {
+	o->port = -1;
+	while ((c = getopt_long(argc, argv, "i:c:l:s:S:p:h", longopts, NULL)) != -1) {
 		switch (c) {
+		case 's':
+			o->state_dir = optarg;
+			break;
+		case 'S':
+			o->socket_path = optarg;
+			break;
+		case 'p':
+			errno = 0;
+			o->port = strtol(optarg, &end, 10);
+			if (errno || *end || o->port < 0 || o->port > 65535) {
+				fprintf(stderr, "knitd: --port takes 0 to 65535\n");
+				return 1;
+			}
+			break;
 		case 'i':
 			o->ifname = optarg;
 			break;
@@ -96,8 +126,14 @@ static int parse_options(int argc, char **argv, struct options *o)
 		fprintf(stderr, "knitd: unexpected argument '%s'\n", argv[optind]);
 		return 1;
 	}
+	if (o->state_dir && o->wg_config) {
+		fprintf(stderr, "knitd: --state-dir and --wg-config exclude each other\n");
+		return 1;
+	}
+	if (o->state_dir && !o->ifname)
+		o->ifname = OVERLAY_DEFAULT_IFNAME;
 	if (!o->ifname) {
-		fprintf(stderr, "knitd: --interface is required\n");
+		fprintf(stderr, "knitd: --state-dir or --interface is required\n");
 		usage(stderr);
 		return 1;
 	}
@@ -212,6 +248,16 @@ int main(int argc, char **argv)
 	if (crypto_init() < 0) {
 		fprintf(stderr, "knitd: libgcrypt is unusable\n");
 		return 1;
+	}
+	if (o.state_dir) {
+		struct overlay_options ov = {
+			.state_dir = o.state_dir,
+			.socket_path = o.socket_path ? o.socket_path : API_DEFAULT_SOCKET,
+			.ifname = o.ifname,
+			.port = o.port >= 0 ? (uint16_t)o.port : OVERLAY_DEFAULT_PORT,
+			.timer_divisor = o.timer_divisor,
+		};
+		return overlay_run(&ov);
 	}
 	wg_config_init(&cfg);
 	if (o.wg_config && wgquick_load(&cfg, o.wg_config, err) < 0) {
