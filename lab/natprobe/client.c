@@ -60,7 +60,8 @@ struct probe {
 	enum probe_state state;
 	int tries;
 	uint64_t start_ns, next_ns;
-	int send_err;
+	int send_err;	/* the last send's errno */
+	int sent;	/* sends that succeeded */
 	int error_code; /* a STUN error response */
 	struct stun_msg resp;
 	union sockaddr_inet from;
@@ -140,6 +141,8 @@ static void probe_send(struct client *c, struct probe *p, uint64_t now)
 {
 	if (p->len && sendto(p->fd, p->msg, p->len, 0, &p->dst.sa, endpoint_len(&p->dst)) < 0)
 		p->send_err = errno; /* e.g. EPERM from a local firewall: a lost try */
+	else
+		p->sent++;
 	p->tries++;
 	p->next_ns = now + c->interval_ns;
 }
@@ -176,7 +179,8 @@ static void dispatch(struct probe *probes, size_t n, int fd)
 	uint8_t buf[2048];
 	union sockaddr_inet from;
 
-	for (;;) {
+	/* Bounded: the poll loop comes back for whatever is left. */
+	for (int k = 0; k < 256; k++) {
 		socklen_t flen = sizeof(from);
 		ssize_t len = recvfrom(fd, buf, sizeof(buf), MSG_DONTWAIT, &from.sa, &flen);
 		if (len < 0) {
@@ -275,10 +279,12 @@ static int require(const struct probe *p)
 	if (p->error_code)
 		fprintf(stderr, "natprobe: %s: the server answered error %d\n", p->what,
 			p->error_code);
+	else if (!p->sent && p->send_err)
+		fprintf(stderr, "natprobe: %s: cannot send to %s: %s\n", p->what,
+			ep_str(&p->dst, a), strerror(p->send_err));
 	else
-		fprintf(stderr, "natprobe: %s: no answer from %s after %d tries%s%s\n", p->what,
-			ep_str(&p->dst, a), p->tries, p->send_err ? ": " : "",
-			p->send_err ? strerror(p->send_err) : "");
+		fprintf(stderr, "natprobe: %s: no answer from %s after %d tries\n", p->what,
+			ep_str(&p->dst, a), p->tries);
 	return -ETIMEDOUT;
 }
 
@@ -292,7 +298,8 @@ static int test_udp(struct client *c, struct result *r)
 	if (run_probes(c, &p, 1) < 0)
 		return -EIO;
 	if (p.state != P_DONE) {
-		if (p.error_code)
+		/* No route, or a local rule refusing every send: not a NAT. */
+		if (p.error_code || !p.sent)
 			return require(&p);
 		fprintf(stderr, "natprobe: no answer from %s after %d tries: UDP blocked?\n",
 			ep_str(&c->a1p1, a), p.tries);

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <string.h>
 
 #include "crypto/crypto.h"
@@ -38,10 +39,10 @@ static void put32(uint8_t *p, uint32_t v)
 	p[3] = (uint8_t)v;
 }
 
-/* Bitwise-reflected CRC-32 with a 256-entry table built on first use; tiny,
- * and not worth another library for a 4-byte checksum per packet. */
+/* Table-driven reflected CRC-32, the table built once; not worth another
+ * library for a 4-byte checksum per packet. */
 static uint32_t crc_table[256];
-static bool crc_table_ready;
+static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
 
 static void crc_table_init(void)
 {
@@ -51,16 +52,13 @@ static void crc_table_init(void)
 			c = c & 1 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
 		crc_table[i] = c;
 	}
-	/* Benign if two threads race: both write the same values. */
-	__atomic_store_n(&crc_table_ready, true, __ATOMIC_RELEASE);
 }
 
 uint32_t stun_crc32(const uint8_t *p, size_t len)
 {
 	uint32_t c = 0xFFFFFFFFu;
 
-	if (!__atomic_load_n(&crc_table_ready, __ATOMIC_ACQUIRE))
-		crc_table_init();
+	pthread_once(&crc_once, crc_table_init);
 	for (size_t i = 0; i < len; i++)
 		c = crc_table[(c ^ p[i]) & 0xFF] ^ (c >> 8);
 	return c ^ 0xFFFFFFFFu;

@@ -199,6 +199,10 @@ n cli "$NATPROBE" client --server 203.0.113.1:3480 >/dev/null 2>"$TMP/err" || RC
 check "no OTHER-ADDRESS: exit 1 saying why" \
 	bash -c "[[ $RC -eq 1 ]] && grep -q 'sent no OTHER-ADDRESS' '$TMP/err'"
 RC=0
+n srv "$NATPROBE" client --server 198.51.100.1:3478 >/dev/null 2>"$TMP/err" || RC=$?
+check "no route to the server: exit 1, not a classification" \
+	bash -c "[[ $RC -eq 1 ]] && grep -q 'cannot send to 198.51.100.1:3478' '$TMP/err'"
+RC=0
 n cli "$NATPROBE" client --server nonsense >/dev/null 2>"$TMP/err" || RC=$?
 check "bad --server: exit 1 with a message" \
 	bash -c "[[ $RC -eq 1 ]] && grep -q 'bad --server' '$TMP/err'"
