@@ -66,7 +66,8 @@ void ctl_conn_close(struct ctl_conn *c, const char *why)
 	if (c->phase == PHASE_DEAD)
 		return;
 	c->phase = PHASE_DEAD;
-	snprintf(c->why, sizeof(c->why), "%s", why);
+	if (why != c->why)
+		snprintf(c->why, sizeof(c->why), "%s", why);
 	if (c->fd >= 0) {
 		evloop_del_fd(c->loop, c->fd);
 		close(c->fd);
@@ -190,9 +191,9 @@ static long http_step(struct ctl_conn *c, const uint8_t *p, size_t len)
 			refuse(c, 426, "upgrade to " UPGRADE " required");
 			return -1;
 		}
-		n = httpup_format_response(resp, sizeof(resp), 101, UPGRADE);
-		if (n > 0)
-			buf_append(&c->out, resp, (size_t)n);
+		int m = httpup_format_response(resp, sizeof(resp), 101, UPGRADE);
+		if (m > 0)
+			buf_append(&c->out, resp, (size_t)m);
 		if (channel_init_responder(&c->ch, c->priv) < 0) {
 			ctl_conn_close(c, "out of memory");
 			return -1;
@@ -447,7 +448,8 @@ void ctl_conn_finish(struct ctl_conn *c, const char *why)
 {
 	if (c->phase == PHASE_DEAD)
 		return;
-	snprintf(c->why, sizeof(c->why), "%s", why);
+	if (why != c->why)
+		snprintf(c->why, sizeof(c->why), "%s", why);
 	c->close_after_flush = true;
 	flush(c);
 }

@@ -15,10 +15,12 @@ static void flush_cb(struct evloop *loop, struct ev_timer *t, void *arg);
 
 static size_t key_bucket(const struct peermap *pm, const uint8_t key[32])
 {
+	uint8_t digest[16];
 	uint64_t h;
 
 	/* Keyed: node keys are chosen by whoever connects. */
-	blake2s((uint8_t *)&h, sizeof(h), pm->hash_key, sizeof(pm->hash_key), key, 32);
+	blake2s(digest, sizeof(digest), pm->hash_key, sizeof(pm->hash_key), key, 32);
+	memcpy(&h, digest, sizeof(h));
 	return h & (pm->buckets - 1);
 }
 

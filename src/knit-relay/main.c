@@ -219,6 +219,7 @@ static void on_usr1(struct evloop *loop, int signo, void *arg)
 
 static int cmd_serve(struct options *o)
 {
+	struct relay_control *ctl = NULL;
 	struct evloop *loop = NULL;
 	struct relay *r = NULL;
 	int ret;
@@ -231,6 +232,10 @@ static int cmd_serve(struct options *o)
 	ret = evloop_new(&loop);
 	if (ret == 0)
 		ret = relay_new(&r, loop, &o->cfg);
+	/* The control session fills the admission set (control_link.c). */
+	if (ret == 0)
+		ret = relay_control_start(&ctl, r, loop, o->control_url, o->control_pub,
+					  o->cfg.priv);
 	memzero_explicit(o->cfg.priv, sizeof(o->cfg.priv)); /* the relay has its copy */
 	if (ret == 0)
 		ret = evloop_add_signal(loop, SIGINT, on_stop, NULL);
@@ -238,15 +243,9 @@ static int cmd_serve(struct options *o)
 		ret = evloop_add_signal(loop, SIGTERM, on_stop, NULL);
 	if (ret == 0)
 		ret = evloop_add_signal(loop, SIGUSR1, on_usr1, r);
-	/*
-	 * The control session that fills the admission set goes here:
-	 * relay_control_start() (src/knit-relay/control_link.c).  Until it
-	 * runs, the set is empty and every node is refused.
-	 */
-	log_warn("relay has no control session yet: no node key is admitted control=%s",
-		 o->control_url);
 	if (ret == 0)
 		ret = evloop_run(loop);
+	relay_control_stop(ctl);
 	if (r)
 		relay_log_stats(r);
 	relay_free(r);
