@@ -113,20 +113,24 @@ wait_for() {
 # process of anyone else), then the namespaces (their veths and nftables
 # tables go with them), then the state.
 lab_teardown() {
-	local p=$1 n pids=() pid i alive
+	local p=$1 n pids i
 	local dir=$LAB_RUNROOT/$p
-	for n in $(run_namespaces "$p"); do
-		mapfile -t -O "${#pids[@]}" pids < <(ip netns pids "$n" 2>/dev/null)
-	done
-	for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null; done
-	for ((i = 0; i < 40; i++)); do
-		alive=0
-		for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
-		((alive)) || break
+	# Whatever fails here, go on: this is the path of every failure.
+	for ((i = 0; i < 60; i++)); do
+		pids=()
+		for n in $(run_namespaces "$p"); do
+			mapfile -t -O "${#pids[@]}" pids < <(ip netns pids "$n" 2>/dev/null)
+		done
+		((${#pids[@]})) || break
+		# SIGTERM first, SIGKILL for what is still there after a second.
+		if ((i < 40)); then
+			((i % 10)) || kill -TERM "${pids[@]}" 2>/dev/null || true
+		else
+			kill -KILL "${pids[@]}" 2>/dev/null || true
+		fi
 		sleep 0.025
 	done
-	for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null; done
-	for n in $(run_namespaces "$p"); do ip netns del "$n" 2>/dev/null; done
+	for n in $(run_namespaces "$p"); do ip netns del "$n" 2>/dev/null || true; done
 	rm -rf "$dir"
 	[[ -z $(run_namespaces "$p") ]]
 }

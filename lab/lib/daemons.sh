@@ -47,21 +47,28 @@ link_set() {
 	echo "${opts[*]}" >"$RUNDIR/link/$h"
 }
 
-# ctfilter_start ROUTER: ctfilter fills the ADF set from conntrack events
-# (after filter-delay-ms), in place of the packet-path rule: the seed's
-# restricted cone NAT and its late rule.
+# ctfilter_start ROUTER LAN_NET: ctfilter fills the ADF set from conntrack
+# events (after filter-delay-ms), in place of the packet-path rule: the
+# seed's restricted cone NAT and its late rule.  An element is (remote
+# address, external port); ctfilter deletes it when the flow is destroyed.
 ctfilter_start() {
-	local h=$1
+	local h=$1 lan=$2
 	[[ -x $CTFILTER ]] || die "no $CTFILTER (make builds it): needed by $h's filter=ctfilter"
 	[[ $NAT_FILT == adf ]] || die "filter=ctfilter is for ADF kinds (router $h is ${NAT_FILT^^})"
-	spawn "$h" "ctfilter-$h" "$CTFILTER" --family ip --table knitlab --set sent --delay-ms "$NAT_FDELAY"
+	spawn "$h" "ctfilter-$h" "$CTFILTER" --set ip:knitlab:sent --key daddr.mapped-port \
+		--src "$lan" --snat-only --proto udp --delay-ms "$NAT_FDELAY"
+	wait_for 3 grep -q "ctfilter ready" "$RUNDIR/log/ctfilter-$h.log" ||
+		die "ctfilter did not start on $h (log: $RUNDIR/log/ctfilter-$h.log)"
 }
 
 # upnp_start ROUTER WAN_ADDR LAN_NET: miniupnpd on the router's lan, with
 # its own nftables table, PID file and lease file in the run's directory.
 upnp_start() {
-	local h=$1 ext=$2 lan=$3 conf=$RUNDIR/$1-miniupnpd.conf
+	local h=$1 lan=$3 conf=$RUNDIR/$1-miniupnpd.conf
 	command -v miniupnpd >/dev/null || die "miniupnpd is not installed (scripts/install-deps.sh)"
+	# miniupnpd's STUN check must see answers from the other address and
+	# port of the lab's STUN server, or it disables port mapping.
+	nsx "$h" nft add rule ip knitlab input iifname wan ip saddr "{ ${STUN_ADDRS[0]}, ${STUN_ADDRS[1]} }" udp sport "{ ${STUN_PORTS[0]}, ${STUN_PORTS[1]} }" accept
 	nsx "$h" nft -f - <<EOF
 table inet miniupnpd {
 	chain forward {
@@ -86,7 +93,11 @@ table inet miniupnpd {
 EOF
 	cat >"$conf" <<EOF
 ext_ifname=wan
-ext_ip=$ext
+# The lab's addresses are TEST-NET ones, which miniupnpd refuses as ext_ip;
+# it accepts the address its STUN check finds when nothing filters it.
+ext_perform_stun=yes
+ext_stun_host=${STUN_ADDRS[0]}
+ext_stun_port=${STUN_PORTS[0]}
 listening_ip=lan
 http_port=5000
 enable_natpmp=yes

@@ -76,7 +76,8 @@ nat_class() {
 	local alloc=$NAT_ALLOC hp=false udp=true
 	[[ $alloc == range ]] && alloc=random
 	[[ $NAT_HAIRPIN == on ]] && hp=true
-	[[ $NAT_UDP == off ]] && udp=false
+	# With UDP blocked a probe learns nothing else.
+	[[ $NAT_UDP == off ]] && { echo "false null null null false"; return 0; }
 	echo "$udp $NAT_MAP $NAT_FILT $alloc $hp"
 }
 
@@ -90,7 +91,7 @@ nat_class_double() {
 	read -r iu im if ia ih <<<"$(nat_class "$1")" || return 1
 	read -r ou om of oa oh <<<"$(nat_class "$2")" || return 1
 	local rank="eim adm adpm eif adf adpf" u=true m f a h=false
-	[[ $iu == false || $ou == false ]] && u=false
+	[[ $iu == false || $ou == false ]] && { echo "false null null null false"; return 0; }
 	m=$(rank_max "$im" "$om" "eim adm adpm")
 	f=$(rank_max "$if" "$of" "eif adf adpf")
 	a=$oa

@@ -48,7 +48,7 @@ router_nat() {
 	[[ -n $gw ]] && ip -n "$P-$h" route add default via "$gw"
 	nat_ruleset "$spec" "${wan%/*}" "$lannet" | nsx "$h" nft -f -
 	echo "$spec" >"$RUNDIR/nat/$h"
-	[[ $NAT_FILTER == ctfilter ]] && ctfilter_start "$h"
+	[[ $NAT_FILTER == ctfilter ]] && ctfilter_start "$h" "$lannet"
 	[[ $NAT_UPNP == on ]] && upnp_start "$h" "${wan%/*}" "$lannet"
 	return 0
 }
@@ -72,6 +72,11 @@ topology_up() {
 		wan="$PUB_NET.$((10 + n))"
 		ns_add "router$n"
 		switch_add "lan$n"
+		lan="10.0.$n.254"
+		ip -n "$P-lan$n" link add "router$n" type veth peer name lan netns "$P-router$n"
+		ip -n "$P-lan$n" link set "router$n" master br0 up
+		ip -n "$P-router$n" addr add "$lan/24" dev lan
+		ip -n "$P-router$n" link set lan up
 		if [[ -n ${CGNATS[$n]:-} ]]; then
 			ns_add "cgnat$n"
 			plug switch "cgnat$n" wan "$wan/24"
@@ -88,11 +93,6 @@ topology_up() {
 			plug switch "router$n" wan "$wan/24"
 			router_nat "router$n" "${ROUTERS[$n]}" "$wan/24" "10.0.$n.0/24"
 		fi
-		lan="10.0.$n.254"
-		ip -n "$P-lan$n" link add "router$n" type veth peer name lan netns "$P-router$n"
-		ip -n "$P-lan$n" link set "router$n" master br0 up
-		ip -n "$P-router$n" addr add "$lan/24" dev lan
-		ip -n "$P-router$n" link set lan up
 		host_add "router$n" router "$wan,$lan"
 		for ((m = 1; m <= ${PEERS[$n]:-1}; m++)); do
 			ns_add "peer$n-$m"
