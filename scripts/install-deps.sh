@@ -14,6 +14,10 @@ packages=(
 	nftables conntrack tcpdump sqlite3 shellcheck jq
 	# NFQUEUE for linkem: this kernel has xtables' target but not nft's queue
 	iptables
+	# the lab's port-mapping router and its clients; miniupnpd-nftables has
+	# no maintainer scripts or service: installing it starts nothing and
+	# changes no firewall (the lab runs it inside a router namespace)
+	miniupnpd-nftables natpmpc miniupnpc python3
 )
 
 missing=()
