@@ -8,7 +8,7 @@ cmd_status() {
 	echo "lab $P ($RUNDIR)"
 	printf '%-10s %-7s %-30s %s\n' HOST ROLE ADDRESSES "NAT / GATEWAY / LINK"
 	while read -r h role addrs gw; do
-		spec='' 
+		spec=''
 		[[ -f $RUNDIR/nat/$h ]] && spec=$(<"$RUNDIR/nat/$h")
 		[[ $gw != - ]] && spec="via $gw"
 		[[ -f $RUNDIR/link/$h ]] && spec+=" link: $(<"$RUNDIR/link/$h")"
@@ -46,7 +46,7 @@ mapping_lines() {
 		if (v["src1"] ~ /^10\.|^100\.64\./)
 			printf "  %s:%s -> %s:%s -> %s:%s  %ss\n", v["src1"], v["sport1"], v["dst2"], v["dport2"], v["dst1"], v["dport1"], to
 		else
-			printf "  %s:%s <- %s:%s (inbound) -> %s:%s  %ss\n", v["src1"], v["sport1"], v["dst1"], v["dport1"], v["src2"], v["sport2"], to
+			printf "  %s:%s -> %s:%s <- %s:%s  %ss (opened from outside)\n", v["src2"], v["sport2"], v["dst1"], v["dport1"], v["src1"], v["sport1"], to
 		delete c
 	}'
 }
