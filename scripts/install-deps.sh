@@ -14,6 +14,8 @@ packages=(
 	nftables conntrack tcpdump sqlite3 shellcheck jq
 	# NFQUEUE for linkem: this kernel has xtables' target but not nft's queue
 	iptables
+	# ctfilter's test: UDP senders that stamp packets with the monotonic clock
+	python3
 	# the lab's port-mapping router and its clients; miniupnpd-nftables has
 	# no maintainer scripts or service: installing it starts nothing and
 	# changes no firewall (the lab runs it inside a router namespace)
