@@ -19,7 +19,7 @@ packages=(
 	# the lab's port-mapping router and its clients; miniupnpd-nftables has
 	# no maintainer scripts or service: installing it starts nothing and
 	# changes no firewall (the lab runs it inside a router namespace)
-	miniupnpd-nftables natpmpc miniupnpc python3
+	miniupnpd-nftables natpmpc miniupnpc
 )
 
 missing=()
