@@ -12,6 +12,7 @@
 #include "lib/log.h"
 
 static void flush_cb(struct evloop *loop, struct ev_timer *t, void *arg);
+static bool node_relay_active(const struct peermap *pm, const struct node_rt *node);
 
 static size_t key_bucket(const struct peermap *pm, const uint8_t key[32])
 {
@@ -58,8 +59,10 @@ static int load_node(const struct store_node *n, void *arg)
 {
 	struct node_rt *r = peermap_upsert(arg, n);
 
-	if (r)
+	if (r) {
 		r->visible_sent = node_visible(arg, r);
+		r->relay_sent = node_relay_active(arg, r);
+	}
 	return r ? 0 : -ENOMEM;
 }
 
@@ -219,6 +222,14 @@ int peermap_load_relays(struct peermap *pm)
 	return store_relay_list(pm->store, add_relay, pm) ? -EIO : 0;
 }
 
+/* Relays admit quarantined nodes: their peers drop what they send, and they
+ * get back to work at once when the quarantine ends. */
+static bool node_relay_active(const struct peermap *pm, const struct node_rt *node)
+{
+	return !node->removed && node->n.approved &&
+	       !store_node_expired(&node->n, store_now(pm->store));
+}
+
 bool node_visible(const struct peermap *pm, const struct node_rt *node)
 {
 	return !node->removed && node->n.approved && !node->n.quarantined &&
@@ -314,7 +325,7 @@ static json_t *active_keys(struct peermap *pm)
 	char b64[KEY_BASE64_LEN + 1];
 
 	for (struct node_rt *r = pm->all; keys && r; r = r->all_next) {
-		if (!node_visible(pm, r))
+		if (!node_relay_active(pm, r))
 			continue;
 		key_to_base64(b64, r->n.node_key);
 		json_array_append_new(keys, json_string(b64));
@@ -363,9 +374,9 @@ static void collect(struct peermap *pm, struct node_rt *r, struct delta *d)
 		json_array_append_new(d->changed, entry_json(r));
 	else if (r->visible_sent)
 		json_array_append_new(d->removed, json_string(b64));
-	if (visible && !r->visible_sent)
+	if (node_relay_active(pm, r) && !r->relay_sent)
 		json_array_append_new(d->relay_add, json_string(b64));
-	else if (!visible && r->visible_sent)
+	else if (!node_relay_active(pm, r) && r->relay_sent)
 		json_array_append_new(d->relay_remove, json_string(b64));
 }
 
@@ -437,6 +448,12 @@ static void tell_self(struct peermap *pm, struct node_rt *r)
 		peermap_send_full(pm, s); /* O(n) for this one node */
 }
 
+void peermap_flush_now(struct peermap *pm)
+{
+	evloop_timer_cancel(pm->loop, &pm->flush);
+	flush_cb(pm->loop, &pm->flush, pm);
+}
+
 static void flush_cb(struct evloop *loop, struct ev_timer *t, void *arg)
 {
 	struct peermap *pm = arg;
@@ -450,6 +467,7 @@ static void flush_cb(struct evloop *loop, struct ev_timer *t, void *arg)
 		next = r->dirty_next;
 		r->dirty = false;
 		r->visible_sent = node_visible(pm, r);
+		r->relay_sent = node_relay_active(pm, r);
 		tell_self(pm, r);
 		if (r->removed) {
 			unlink_node(pm, r);

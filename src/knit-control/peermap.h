@@ -36,6 +36,7 @@ struct node_rt {
 	bool dirty;
 	bool removed;	   /* gone from the store: announce, then free */
 	bool visible_sent; /* peers were last told it exists */
+	bool relay_sent;   /* relays were last told to admit it */
 };
 
 enum session_kind { SESSION_NEW, SESSION_PENDING, SESSION_NODE, SESSION_RELAY };
@@ -74,6 +75,9 @@ struct node_rt *peermap_upsert(struct peermap *pm, const struct store_node *n);
 void peermap_reload(struct peermap *pm, int64_t id);
 int peermap_load_relays(struct peermap *pm);
 void peermap_mark_dirty(struct peermap *pm, struct node_rt *node);
+/* Sends the pending deltas now (a login: relays must admit the node before
+ * it hears that it may use them). */
+void peermap_flush_now(struct peermap *pm);
 
 /* Approved, not expired, not quarantined: sees and is seen. */
 bool node_visible(const struct peermap *pm, const struct node_rt *node);

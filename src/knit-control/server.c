@@ -173,8 +173,11 @@ static void login(struct server *srv, struct session *s, json_t *msg)
 	}
 	log_info("node logged in node=%s id=%lld ipv4=%s peer=%s", n.name, (long long)n.id,
 		 n.ipv4, ctl_conn_peer_name(s->conn));
+	/* Relays and peers first, then the node: by the time it connects to a
+	 * relay, the relay admits it.  The flush also sends it the full map,
+	 * which it reads after the login result (the order on its stream). */
 	login_ok(s, r);
-	/* The full map goes out with the flush that tells everyone else. */
+	peermap_flush_now(&srv->pm);
 }
 
 static void relay_hello(struct server *srv, struct session *s)

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 
 #include "crypto/crypto.h"
+#include "knit-relay/check.h"
 #include "knit-relay/relay.h"
 #include "lib/encoding.h"
 #include "lib/evloop.h"
@@ -34,6 +35,7 @@ static void usage(FILE *f)
 		"Usage: knit-relay serve --listen ADDR:PORT --stun ADDR:PORT --control URL\n"
 		"                        --control-key KEY --state-dir DIR [options]\n"
 		"       knit-relay key --state-dir DIR\n"
+		"       knit-relay check --server HOST:PORT --relay-key KEY [--node-key-file F]\n"
 		"\n"
 		"serve: relays packets between the nodes control admits, over TCP (HTTP/1.1\n"
 		"Upgrade to knit-relay), and answers STUN Binding requests on UDP.\n"
@@ -268,6 +270,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	cmd = argv[1];
+	if (strcmp(cmd, "check") == 0)
+		return crypto_init() < 0 ? 1 : check_main(argc - 1, argv + 1);
 	if (strcmp(cmd, "serve") != 0 && strcmp(cmd, "key") != 0) {
 		fprintf(stderr, "knit-relay: unknown command '%s' (serve, key)\n", cmd);
 		return 2;

@@ -470,6 +470,7 @@ static void on_message(void *arg, json_t *msg)
 		on_map(ov, msg);
 	else if (!strcmp(type, "expired") || !strcmp(type, "removed")) {
 		remove_all_peers(ov, 0, false);
+		relays_clear(&ov->relays); /* they would refuse us now */
 		login_failed(ov,
 			     !strcmp(type, "expired")
 				     ? "node key expired: run knit up with --auth-key"

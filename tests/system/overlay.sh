@@ -1,0 +1,186 @@
+#!/usr/bin/env bash
+# An overlay on one flat network: knit-control, one knit-relay and nodes
+# that join with auth keys.  Every packet between nodes goes through the
+# relay here (NAT traversal has its own tests).  It proves joining, reaching
+# every peer over IPv4 and IPv6, removal and quarantine taking effect within
+# 2 s, refused auth keys, a relay refusing keys control does not know,
+# control's death and restart costing at most one ping, and a control
+# channel with no JSON in clear.
+#
+#                        $RUN-sw: bridge br0 (10.77.0.0/24)
+#        +-----------+-----------+-----+-----+-----------+-----------+
+#        |           |           |           |           |           |
+#   $RUN-ctl    $RUN-rly     $RUN-n1     $RUN-n2     $RUN-n3     $RUN-n4 ...
+#   10.77.0.2   10.77.0.3    .11         .12         .13         .14
+#   control     relay :8443  knitd       knitd       knitd       knitd
+#   :8080       STUN :3478   knit0: 100.64.0.0/10 + ULA /48 from control
+set -eu
+source "$(dirname "$0")/lib.sh"
+
+CONTROL=${CONTROL:-$ROOT/build/knit-control}
+RELAY=${RELAY:-$ROOT/build/knit-relay}
+URL=http://10.77.0.2:8080
+
+host() { # host NAME ADDRESS: a namespace on the switch
+	netns_add "$1"
+	ip -n "$RUN-$1" link add eth0 type veth peer name "e$1" netns "$RUN-sw"
+	n sw ip link set "e$1" master br0 up
+	n "$1" ip link set eth0 up
+	n "$1" ip addr add "$2/24" dev eth0
+}
+
+ctl() { "$CONTROL" "$@" --state-dir "$TMP/ctl"; }
+k() { local node=$1; shift; n "$node" "$KNIT" --socket "$TMP/$node.sock" "$@"; }
+
+start_control() {
+	bg ctl "$CONTROL" serve --listen 10.77.0.2:8080 --state-dir "$TMP/ctl" 2>>"$TMP/ctl.log"
+	CTL_PID=$LAST_PID
+	wait_until 5 n ctl bash -c 'exec 3<>/dev/tcp/10.77.0.2/8080'
+}
+
+start_node() { # start_node NAME: knitd with its own state dir and socket
+	bg "$1" "$KNITD" --state-dir "$TMP/$1" --socket "$TMP/$1.sock" 2>>"$TMP/$1.log"
+	NODE_PID[$1]=$LAST_PID
+	wait_until 5 test -S "$TMP/$1.sock"
+}
+
+up() { # up NAME [AUTHKEY]: knit up, as a user types it
+	k "$1" up --control "$URL" --control-key "$CK" ${2:+--auth-key "$2"} --hostname "$1" \
+		--timeout 10
+}
+
+ip4() { k "$1" ip -4; }
+ip6() { k "$1" ip -6; }
+reaches() { n "$1" ping -c 1 -W 1 "$2" >/dev/null; }
+reaches6() { n "$1" ping -6 -c 1 -W 1 "$2" >/dev/null; }
+unreachable() { ! n "$1" ping -c 1 -W 1 "$2" >/dev/null; }
+state_is() { k "$1" status --json | jq -e --arg s "$2" '.backend_state == $s' >/dev/null; }
+
+declare -A NODE_PID
+netns_add sw
+n sw ip link add br0 type bridge
+n sw ip link set br0 up
+host ctl 10.77.0.2
+host rly 10.77.0.3
+for i in 1 2 3 4 5; do host "n$i" "10.77.0.1$i"; done
+
+CK=$(ctl key)
+RK=$("$RELAY" key --state-dir "$TMP/rly")
+ctl relay add --id 1 --region lab --host 10.77.0.3 --port 8443 --stun-port 3478 --key "$RK" \
+	>/dev/null
+AUTH=$(ctl authkey create --reusable)
+start_control
+bg rly "$RELAY" serve --listen 10.77.0.3:8443 --stun 10.77.0.3:3478 --control "$URL" \
+	--control-key "$CK" --state-dir "$TMP/rly" 2>>"$TMP/rly.log"
+RELAY_PID=$LAST_PID
+
+# --- three nodes join and reach each other ---------------------------------
+# The capture starts before anyone logs in: after the HTTP Upgrade, nothing
+# on the control port may be readable JSON.
+bg ctl tcpdump -i eth0 -U -s 0 -w "$TMP/control.pcap" tcp port 8080 2>/dev/null
+DUMP_PID=$LAST_PID
+sleep 0.5
+for node in n1 n2 n3; do start_node "$node"; done
+for node in n1 n2 n3; do check "$node joins with a reusable auth key" up "$node" "$AUTH"; done
+
+for a in n1 n2 n3; do
+	for b in n1 n2 n3; do
+		[[ $a == "$b" ]] && continue
+		check "$a reaches $b over IPv4" wait_until 5 reaches "$a" "$(ip4 "$b")"
+		check "$a reaches $b over IPv6" wait_until 5 reaches6 "$a" "$(ip6 "$b")"
+	done
+done
+check "status shows the path as relay 1" \
+	bash -c "$(declare -f k n); RUN=$RUN TMP=$TMP KNIT=$KNIT; k n1 status --json |
+	jq -e '[.peers[] | select(.path == \"relay\" and .relay == 1)] | length == 2' >/dev/null"
+check "status names self, addresses and home relay" \
+	bash -c "$(declare -f k n); RUN=$RUN TMP=$TMP KNIT=$KNIT; k n1 status --json |
+	jq -e '.self.name == \"n1\" and (.self.ipv4 | startswith(\"100.\")) and .self.home_relay == 1' >/dev/null"
+
+stop_pid "$DUMP_PID"
+check "no JSON in clear on the control port after the upgrade" \
+	bash -c "! tcpdump -r '$TMP/control.pcap' -A 2>/dev/null | grep -q -e '\"type\"' -e 'node_key'"
+check "but the capture did see the sessions' bytes" \
+	bash -c "tcpdump -r '$TMP/control.pcap' 2>/dev/null | grep -q 'length [1-9]'"
+
+# --- a fourth node joins, then is removed ----------------------------------
+start_node n4
+check "n4 joins" up n4 "$AUTH"
+N4=$(ip4 n4)
+for node in n1 n2 n3; do
+	check "$node reaches the new node within 2 s" wait_until 2 reaches "$node" "$N4"
+done
+ctl node remove n4 >/dev/null
+T0=$SECONDS
+check "n1 cannot reach a removed node within 2 s" wait_until 2 unreachable n1 "$N4"
+check "control told the removed node (NeedsLogin) within 2 s" wait_until 2 state_is n4 NeedsLogin
+relay_dropped_one() { kill -USR1 "$RELAY_PID"; sleep 0.1; grep -q 'removed_by_control=1' "$TMP/rly.log"; }
+check "the relay dropped the removed node's connection" wait_until 2 relay_dropped_one
+echo "removal took at most $((SECONDS - T0)) s"
+
+# --- refused auth keys -------------------------------------------------------
+start_node n5
+refused() { # refused KEY MESSAGE: knit up fails, non-zero, saying why
+	local out rc=0
+	out=$(up n5 "$1" 2>&1) || rc=$?
+	[[ $rc -ne 0 ]] && grep -q -- "$2" <<<"$out"
+}
+check "a wrong auth key is refused with a clear message" \
+	refused "knit-auth-999-$(printf '%048d' 0)" "auth key is unknown"
+check "a malformed auth key is refused with a clear message" refused "hello" "auth key is malformed"
+REVOKED=$(ctl authkey create)
+ctl authkey revoke "$REVOKED" >/dev/null
+check "a revoked auth key is refused" refused "$REVOKED" "auth key is revoked"
+EXPIRED=$(ctl authkey create --expiry 1s)
+sleep 2
+check "an expired auth key is refused" refused "$EXPIRED" "auth key is expired"
+ONCE=$(ctl authkey create)
+check "a good single-use key works after refusals" up n5 "$ONCE"
+cp "$TMP/n5/node.key" "$TMP/n5-old.key"
+k n5 logout >/dev/null
+check "a single-use key cannot be used twice" refused "$ONCE" "auth key was already used"
+relay_refuses_stranger() {
+	local out
+	! out=$(n n5 "$RELAY" check --server 10.77.0.3:8443 --relay-key "$RK") &&
+		grep -q 'refused .*node key not known to control' <<<"$out"
+}
+check "a key control does not know is refused by the relay" relay_refuses_stranger
+check "a key control knows is admitted by the relay (the check can pass)" \
+	wait_until 3 n n5 "$RELAY" check --server 10.77.0.3:8443 --relay-key "$RK" --node-key-file "$TMP/n5-old.key"
+
+# --- control dies and comes back -------------------------------------------
+BEFORE=$(ip4 n1)/$(ip6 n1)/$(ip4 n2)
+n n1 ping -i 0.1 -c 60 "$(ip4 n2)" >"$TMP/ping.log" 2>&1 &
+PING=$!
+sleep 1
+kill -KILL "$CTL_PID"
+wait "$CTL_PID" 2>/dev/null || true
+sleep 1.5
+start_control
+wait "$PING" || true
+LOST=$(awk '/packets transmitted/ { print $1 - $4 }' "$TMP/ping.log")
+check "a ping across control's SIGKILL and restart lost at most 1 packet (lost $LOST)" \
+	test "${LOST:-99}" -le 1
+logins() { test "$(grep -c "node logged in node=$1 " "$TMP/ctl.log")" -ge "$2"; }
+check "the nodes logged in again" wait_until 15 logins n2 2
+check "addresses are unchanged after the restart" \
+	test "$(ip4 n1)/$(ip6 n1)/$(ip4 n2)" = "$BEFORE"
+check "and the overlay works after it" wait_until 5 reaches n3 "$(ip4 n1)"
+
+# --- quarantine --------------------------------------------------------------
+ctl node quarantine n3 on >/dev/null
+check "a quarantined node cannot reach anyone within 2 s" wait_until 2 unreachable n3 "$(ip4 n1)"
+check "and no one reaches it" wait_until 2 unreachable n2 "$(ip4 n3)"
+ctl node quarantine n3 off >/dev/null
+check "after quarantine off it reaches n1 again" wait_until 3 reaches n3 "$(ip4 n1)"
+check "and n2 reaches it again" wait_until 3 reaches n2 "$(ip4 n3)"
+
+for node in n1 n2 n3 n4 n5; do
+	stop_pid "${NODE_PID[$node]}"
+	check "knitd $node exits cleanly on SIGTERM" test "$STOP_STATUS" -eq 0
+done
+stop_pid "$RELAY_PID"
+check "knit-relay exits cleanly" test "$STOP_STATUS" -eq 0
+stop_pid "$CTL_PID"
+check "knit-control exits cleanly" test "$STOP_STATUS" -eq 0
+summary overlay
