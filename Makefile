@@ -121,12 +121,10 @@ fuzz-smoke: $(FUZZ_BINS)
 system: $(BINS)
 	$(Q)tests/run-system.sh
 
-# knitd against itself again, built with ASan + UBSan (LeakSanitizer at exit).
+# Our daemons again, built with ASan + UBSan (LeakSanitizer at exit).
 system-san:
 	$(Q)$(MAKE) --no-print-directory SAN=1 all
-	$(Q)KNITD=$(CURDIR)/build/san/knitd KNIT=$(CURDIR)/build/san/knit PAIRS=knitd:knitd \
-		bash -c 'set -o pipefail; bash tests/system/wg-interop.sh | \
-			 sed -u "s/^wg-interop: /system-san: /"'
+	$(Q)tests/run-system-san.sh
 
 check: deps
 	$(Q)$(MAKE) --no-print-directory all

@@ -228,10 +228,10 @@ static void remove_peer(struct overlay *ov, struct wg_config *cfg, const uint8_t
 
 	if (!p)
 		return;
-	forget_peer(ov, p);
-	pc = config_peer(cfg, key);
+	pc = config_peer(cfg, key); /* key may point into p: before freeing it */
 	if (pc)
 		pc->remove = true;
+	forget_peer(ov, p);
 }
 
 static void remove_all_peers(struct overlay *ov, uint32_t keep_generation, bool keep)
