@@ -11,7 +11,7 @@ packages=(
 	libnetfilter-conntrack-dev libnftables-dev libnetfilter-queue-dev
 	# system tests, the lab, demo and benchmarks
 	iproute2 iputils-ping iperf3 wireguard-tools wireguard-go procps
-	nftables conntrack tcpdump sqlite3 shellcheck jq
+	nftables conntrack tcpdump sqlite3 shellcheck socat jq
 	# NFQUEUE for linkem: this kernel has xtables' target but not nft's queue
 	iptables
 	# ctfilter's test: UDP senders that stamp packets with the monotonic clock

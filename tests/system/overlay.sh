@@ -167,6 +167,28 @@ check "addresses are unchanged after the restart" \
 	test "$(ip4 n1)/$(ip6 n1)/$(ip4 n2)" = "$BEFORE"
 check "and the overlay works after it" wait_until 5 reaches n3 "$(ip4 n1)"
 
+# --- garbage on every port ----------------------------------------------------
+# Each gets a logged error and a closed connection; everyone else is served.
+garbage_tcp() { # garbage_tcp NS HOST PORT PREFIX: PREFIX then random bytes
+	n "$1" bash -c "exec 3<>/dev/tcp/$2/$3; printf '$4' >&3; head -c 3000 /dev/urandom >&3;
+		timeout 2 cat <&3 >/dev/null; true" 2>/dev/null || true
+}
+UPGRADE='GET /knit/%s HTTP/1.1\r\nHost: x\r\nUpgrade: knit-%s\r\nConnection: Upgrade\r\n\r\n'
+# shellcheck disable=SC2059  # the format is the point
+garbage_tcp n5 10.77.0.2 8080 "$(printf "$UPGRADE" control control)"
+garbage_tcp n5 10.77.0.2 8080 ''
+# shellcheck disable=SC2059
+garbage_tcp n5 10.77.0.3 8443 "$(printf "$UPGRADE" relay relay)"
+garbage_tcp n5 10.77.0.3 8443 ''
+n n5 bash -c 'head -c 500 /dev/urandom >/dev/udp/10.77.0.3/3478; printf "\x00\x01\x00\x00\x21\x12\xa4\x42" >/dev/udp/10.77.0.3/3478'
+n n5 bash -c "head -c 1000 /dev/urandom >/dev/udp/10.77.0.12/41641"
+api_garbage() { printf 'not json\n' | n n2 socat - "UNIX-CONNECT:$TMP/n2.sock" 2>/dev/null; }
+check "knitd's API answers garbage with an error" bash -c "$(declare -f api_garbage n); RUN=$RUN TMP=$TMP; api_garbage | grep -q 'not a JSON object'"
+check "control logged the bad handshakes" grep -q -e 'handshake failed' -e 'refused' "$TMP/ctl.log"
+check "the relay logged the bad clients" grep -q -i -e 'malformed' -e 'handshake' -e 'refused' "$TMP/rly.log"
+check "and everyone is still served" wait_until 5 reaches n1 "$(ip4 n2)"
+check "including knitd's API" k n2 status
+
 # --- quarantine --------------------------------------------------------------
 ctl node quarantine n3 on >/dev/null
 check "a quarantined node cannot reach anyone within 2 s" wait_until 2 unreachable n3 "$(ip4 n1)"
