@@ -307,41 +307,62 @@ void relay_txq_free(struct relay_txq *q)
 	relay_txq_init(q, q->max);
 }
 
+/* Room for n more bytes at the tail, within max. */
+static int txq_reserve(struct relay_txq *q, size_t n)
+{
+	size_t cap;
+	uint8_t *d;
+
+	if (n > q->max || q->len > q->max - n)
+		return -ENOBUFS;
+	if (q->head + q->len + n <= q->cap)
+		return 0;
+	/* Move the unsent bytes down before growing. */
+	if (q->head) {
+		memmove(q->data, q->data + q->head, q->len);
+		q->head = 0;
+		if (q->len + n <= q->cap)
+			return 0;
+	}
+	cap = q->cap ? q->cap : TXQ_INITIAL;
+	while (cap < q->len + n)
+		cap *= 2;
+	if (cap > q->max)
+		cap = q->max;
+	d = realloc(q->data, cap);
+	if (!d)
+		return -ENOMEM;
+	q->data = d;
+	q->cap = cap;
+	return 0;
+}
+
 int relay_txq_frame(struct relay_txq *q, uint8_t type, const void *a, size_t alen, const void *b,
 		    size_t blen)
 {
-	size_t n = RELAY_HEADER_LEN + alen + blen;
 	int ret;
 
 	if (alen > RELAY_MAX_PAYLOAD || blen > RELAY_MAX_PAYLOAD - alen)
 		return -EMSGSIZE;
-	if (q->len + n > q->max)
-		return -ENOBUFS;
-	if (q->head + q->len + n > q->cap) {
-		/* Move the unsent bytes down before growing. */
-		if (q->head) {
-			memmove(q->data, q->data + q->head, q->len);
-			q->head = 0;
-		}
-		if (q->len + n > q->cap) {
-			size_t cap = q->cap ? q->cap : TXQ_INITIAL;
-			uint8_t *d;
-			while (cap < q->len + n)
-				cap *= 2;
-			if (cap > q->max)
-				cap = q->max;
-			d = realloc(q->data, cap);
-			if (!d)
-				return -ENOMEM;
-			q->data = d;
-			q->cap = cap;
-		}
-	}
+	ret = txq_reserve(q, RELAY_HEADER_LEN + alen + blen);
+	if (ret < 0)
+		return ret;
 	ret = relay_frame_build(q->data + q->head + q->len, q->cap - q->head - q->len, type, a,
 				alen, b, blen);
 	if (ret < 0)
 		return ret;
 	q->len += (size_t)ret;
+	return 0;
+}
+
+int relay_txq_bytes(struct relay_txq *q, const void *data, size_t len)
+{
+	int ret = txq_reserve(q, len);
+
+	if (ret < 0)
+		return ret;
+	memcpy(q->data + q->head + q->len, data, len);
+	q->len += len;
 	return 0;
 }
 

@@ -150,6 +150,8 @@ void relay_txq_free(struct relay_txq *q);
 /* Queues one frame; 0, -ENOBUFS when it would exceed max, -ENOMEM. */
 int relay_txq_frame(struct relay_txq *q, uint8_t type, const void *a, size_t alen, const void *b,
 		    size_t blen);
+/* Queues raw bytes (the HTTP head before the frames); as relay_txq_frame. */
+int relay_txq_bytes(struct relay_txq *q, const void *data, size_t len);
 static inline bool relay_txq_empty(const struct relay_txq *q)
 {
 	return q->len == 0;
