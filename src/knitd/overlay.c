@@ -59,6 +59,7 @@ struct overlay {
 	struct netmap_peer self;
 	bool have_self, addrs_set;
 	struct ip_prefix v4pfx, v6pfx;
+	struct ip_prefix addrs[2]; /* on the interface while addrs_set */
 	struct opeer *peers[PEER_BUCKETS];
 	size_t n_peers;
 	uint32_t generation;
@@ -215,6 +216,10 @@ static void upsert_peer(struct overlay *ov, struct wg_config *cfg, const struct 
 	} else if (!memcmp(&p->p, np, sizeof(*np))) {
 		p->generation = ov->generation;
 		return; /* nothing new for the device */
+	} else if (memcmp(p->p.disco_key, np->disco_key, 32)) {
+		/* A new disco key is a restarted peer: its old session is gone
+		 * with it, so start a new one at once, not after 15 s. */
+		device_peer_reset_session(ov->dev, np->node_key);
 	}
 	p->p = *np;
 	p->generation = ov->generation;
@@ -252,16 +257,31 @@ static void remove_all_peers(struct overlay *ov, uint32_t keep_generation, bool 
 
 /* --- self ---------------------------------------------------------------- */
 
+/* The interface's overlay addresses go with the node: a new node (after a
+ * logout) must not speak from the old one's. */
+static void clear_addresses(struct overlay *ov)
+{
+	for (int i = 0; ov->addrs_set && i < 2; i++)
+		netlink_addr_del(ov->dev->ifindex, &ov->addrs[i]);
+	ov->addrs_set = false;
+}
+
 static void set_addresses(struct overlay *ov)
 {
 	struct ip_prefix a4 = ov->v4pfx, a6 = ov->v6pfx;
 	char text[PREFIX_STRLEN];
 	int ret;
 
-	if (ov->addrs_set || !ov->have_self || ov->dev->ifindex <= 0)
+	if (!ov->have_self || ov->dev->ifindex <= 0)
 		return;
 	memcpy(a4.addr.bytes, &ov->self.ipv4, 4);
 	memcpy(a6.addr.bytes, &ov->self.ipv6, 16);
+	if (ov->addrs_set && !memcmp(&a4, &ov->addrs[0], sizeof(a4)) &&
+	    !memcmp(&a6, &ov->addrs[1], sizeof(a6)))
+		return;
+	clear_addresses(ov);
+	ov->addrs[0] = a4;
+	ov->addrs[1] = a6;
 	/* The prefix length makes the kernel route the whole overlay here. */
 	for (int i = 0; i < 2; i++) {
 		struct ip_prefix *a = i ? &a6 : &a4;
@@ -573,6 +593,7 @@ static void api_down(struct overlay *ov, struct api_conn *c, bool logout)
 		wg_config_free(&cfg);
 		memcpy(ov->relays.node_priv, ov->node_priv, 32);
 		ov->have_self = false;
+		clear_addresses(ov);
 	}
 	api_reply(c, json_pack("{s:b}", "ok", 1), true);
 }
@@ -709,9 +730,9 @@ static int load_keys(struct overlay *ov)
 	path_in(ov, "node.key", path, sizeof(path));
 	if (keyfile_load_or_create(path, ov->node_priv, &created) < 0)
 		return -EIO;
-	path_in(ov, "disco.key", path, sizeof(path));
-	if (keyfile_load_or_create(path, ov->disco_priv, &created) < 0)
-		return -EIO;
+	/* The disco key lives as long as the process, as in tailscale: a new
+	 * one tells peers that this node restarted. */
+	x25519_generate(ov->disco_priv);
 	x25519_public(ov->node_pub, ov->node_priv);
 	x25519_public(ov->disco_pub, ov->disco_priv);
 	return 0;

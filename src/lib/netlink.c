@@ -98,6 +98,23 @@ int netlink_addr_add(int ifindex, const struct ip_prefix *p)
 	return ret == -EEXIST ? 0 : ret;
 }
 
+int netlink_addr_del(int ifindex, const struct ip_prefix *p)
+{
+	uint8_t buf[MNL_SOCKET_BUFFER_SIZE];
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	struct ifaddrmsg *ifa;
+	int ret;
+
+	nlh->nlmsg_type = RTM_DELADDR;
+	ifa = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifa));
+	ifa->ifa_family = (uint8_t)p->family;
+	ifa->ifa_prefixlen = p->bits;
+	ifa->ifa_index = (uint32_t)ifindex;
+	mnl_attr_put(nlh, IFA_LOCAL, addr_len(p->family), p->addr.bytes);
+	ret = request(nlh);
+	return ret == -EADDRNOTAVAIL ? 0 : ret;
+}
+
 int netlink_route_add(int ifindex, const struct ip_prefix *p)
 {
 	uint8_t buf[MNL_SOCKET_BUFFER_SIZE];

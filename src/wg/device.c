@@ -445,6 +445,23 @@ static int apply_peer(struct wg_device *dev, const struct wg_peer_config *pc, bo
 	return 0;
 }
 
+void device_peer_reset_session(struct wg_device *dev, const uint8_t key[NOISE_PUBLIC_KEY_LEN])
+{
+	struct wg_peer *peer = device_find_peer(dev, key);
+
+	if (!peer)
+		return;
+	pthread_rwlock_wrlock(&dev->lock);
+	keypairs_clear(&peer->keypairs, &dev->index);
+	if (peer->has_handshake_index) {
+		index_table_remove(&dev->index, peer->handshake.local_index);
+		peer->has_handshake_index = false;
+	}
+	noise_handshake_clear(&peer->handshake);
+	pthread_rwlock_unlock(&dev->lock);
+	peer->handshake_sent_ns = 0;
+}
+
 int device_apply(struct wg_device *dev, const struct wg_config *cfg, char *err, size_t err_len)
 {
 	struct wg_peer **keepalive = NULL;

@@ -137,6 +137,9 @@ int device_start(struct wg_device *dev);
 /* Applies a parsed configuration (wg-quick file or `set=1`).  Returns 0 or
  * -errno with err set. */
 int device_apply(struct wg_device *dev, const struct wg_config *cfg, char *err, size_t err_len);
+/* Forgets the peer's session (it restarted): the next packet to it starts a
+ * handshake at once instead of after a timeout.  Event loop only. */
+void device_peer_reset_session(struct wg_device *dev, const uint8_t key[NOISE_PUBLIC_KEY_LEN]);
 /* The `get=1` answer, without the final errno line. */
 int device_uapi_get(struct wg_device *dev, struct buf *out);
 

@@ -115,11 +115,15 @@ static void note_received(struct wg_peer *peer, size_t bytes, uint64_t now)
 /*
  * Roaming: an authenticated packet moves the peer's endpoint to its source,
  * unless it came through a relay.  Which relay path a peer is reached by
- * (its home relay, not ours) is the overlay's decision, not the packet's.
+ * (its home relay, not ours) is the overlay's decision, not the packet's,
+ * except when the peer has no path yet.
  */
 static void learn_endpoint(struct wg_peer *peer, const union sockaddr_inet *src)
 {
-	if (!endpoint_is_relay(src))
+	union sockaddr_inet cur;
+
+	/* With no path at all, the way the packet came is better than none. */
+	if (!endpoint_is_relay(src) || !peer_get_endpoint(peer, &cur))
 		peer_set_endpoint(peer, src);
 }
 

@@ -148,6 +148,31 @@ check "a key control does not know is refused by the relay" relay_refuses_strang
 check "a key control knows is admitted by the relay (the check can pass)" \
 	wait_until 3 n n5 "$RELAY" check --server 10.77.0.3:8443 --relay-key "$RK" --node-key-file "$TMP/n5-old.key"
 
+# --- interactive approval, expiry, a node's restart ---------------------------
+# n5 has a fresh key since its logout: without an auth key it must wait.
+up n5 >"$TMP/approve.out" 2>&1 &
+UP5=$!
+check "knit up without an auth key says what the admin must run" \
+	wait_until 5 grep -q 'knit-control node approve' "$TMP/approve.out"
+check "and the node waits (NeedsApproval)" state_is n5 NeedsApproval
+ID5=$(grep -o 'node approve [0-9]*' "$TMP/approve.out" | awk '{print $3}')
+ctl node approve "$ID5" >/dev/null
+check "after node approve, the waiting knit up succeeds" wait "$UP5"
+check "and the approved node reaches n1" wait_until 5 reaches n5 "$(ip4 n1)"
+ctl node expire "$ID5" >/dev/null
+check "an expired node is told so (NeedsLogin) within 2 s" wait_until 2 state_is n5 NeedsLogin
+check "and is cut off" wait_until 2 unreachable n1 "$(ip6 n5)"
+check "knit up without a key after expiry fails, saying so" \
+	bash -c "! $(declare -f up k n); RUN=$RUN TMP=$TMP KNIT=$KNIT URL=$URL CK=$CK; up n5 2>&1 | grep -q expired"
+check "knit up with a good auth key after expiry works" up n5 "$AUTH"
+OLD1=$(ip4 n1)/$(ip6 n1)
+stop_pid "${NODE_PID[n1]}"
+start_node n1
+check "a restarted knitd logs in by itself with the same addresses" \
+	wait_until 5 bash -c "$(declare -f k n ip4 ip6); RUN=$RUN TMP=$TMP KNIT=$KNIT;
+		test \"\$(ip4 n1)/\$(ip6 n1)\" = '$OLD1'"
+check "and is reachable again" wait_until 5 reaches n2 "$(ip4 n1)"
+
 # --- control dies and comes back -------------------------------------------
 BEFORE=$(ip4 n1)/$(ip6 n1)/$(ip4 n2)
 n n1 ping -i 0.1 -c 60 "$(ip4 n2)" >"$TMP/ping.log" 2>&1 &
