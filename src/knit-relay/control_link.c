@@ -34,6 +34,8 @@ static void on_message(void *arg, json_t *msg)
 	const char *type = json_string_value(json_object_get(msg, "type"));
 	char err[160];
 
+	if (!type) /* ctl_conn checks this already; a second look costs nothing */
+		return;
 	if (!strcmp(type, "relay-nodes")) {
 		if (admission_apply_json(relay_admission(ctl->relay), msg, err, sizeof(err)) < 0)
 			log_error("control sent a bad relay-nodes message error=\"%s\"", err);
