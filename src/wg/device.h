@@ -137,6 +137,13 @@ int device_start(struct wg_device *dev);
 /* Applies a parsed configuration (wg-quick file or `set=1`).  Returns 0 or
  * -errno with err set. */
 int device_apply(struct wg_device *dev, const struct wg_config *cfg, char *err, size_t err_len);
+/* The path the data plane uses for a peer (a direct endpoint or a relay
+ * path), as the path manager decides it.  Event loop only.  False when there
+ * is no such peer. */
+bool device_set_peer_endpoint(struct wg_device *dev, const uint8_t key[NOISE_PUBLIC_KEY_LEN],
+			      const union sockaddr_inet *ep);
+bool device_get_peer_endpoint(struct wg_device *dev, const uint8_t key[NOISE_PUBLIC_KEY_LEN],
+			      union sockaddr_inet *ep);
 /* Forgets the peer's session (it restarted): the next packet to it starts a
  * handshake at once instead of after a timeout.  Event loop only. */
 void device_peer_reset_session(struct wg_device *dev, const uint8_t key[NOISE_PUBLIC_KEY_LEN]);
