@@ -25,7 +25,9 @@ struct node_opts {
 	bool json;
 	bool only4, only6;
 	const char *control, *control_key, *auth_key, *hostname;
-	long timeout_s;
+	const char *peer;
+	long timeout_s, count;
+	bool all;
 };
 
 static int connect_knitd(const char *path)
@@ -172,6 +174,13 @@ static void print_human(const char *cmd, json_t *a, const struct node_opts *o)
 		       "    %s\n",
 		       str(a, "approve"));
 		fflush(stdout);
+	} else if (json_is_true(json_object_get(a, "pong"))) {
+		printf("pong from %s via %s in %.2f ms\n", o->peer, str(a, "endpoint"),
+		       json_real_value(json_object_get(a, "rtt_ms")));
+		fflush(stdout);
+	} else if (!strcmp(cmd, "ping")) {
+		if (!json_is_true(json_object_get(a, "direct")))
+			printf("no direct path yet (knit status says why)\n");
 	} else if (json_is_true(json_object_get(a, "progress"))) {
 		fprintf(stderr, "knit: %s: still trying: %s\n", cmd, str(a, "error"));
 	} else if (!strcmp(cmd, "ip")) {
@@ -195,6 +204,8 @@ static int parse(int argc, char **argv, struct node_opts *o)
 		{"auth-key", required_argument, NULL, 'a'},
 		{"hostname", required_argument, NULL, 'n'},
 		{"timeout", required_argument, NULL, 't'},
+		{"count", required_argument, NULL, 'C'},
+		{"all", no_argument, NULL, 'A'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
@@ -211,6 +222,14 @@ static int parse(int argc, char **argv, struct node_opts *o)
 		case 'k': o->control_key = optarg; break;
 		case 'a': o->auth_key = optarg; break;
 		case 'n': o->hostname = optarg; break;
+		case 'A': o->all = true; break;
+		case 'C':
+			o->count = strtol(optarg, &end, 10);
+			if (*end || o->count < 1 || o->count > 999) {
+				fprintf(stderr, "knit: --count takes 1 to 999\n");
+				return 2;
+			}
+			break;
 		case 't':
 			o->timeout_s = strtol(optarg, &end, 10);
 			if (*end || o->timeout_s < 0) {
@@ -222,11 +241,16 @@ static int parse(int argc, char **argv, struct node_opts *o)
 			printf("Usage: knit up --control URL --control-key KEY [--auth-key KEY]\n"
 			       "               [--hostname NAME] [--timeout SECONDS] [--json]\n"
 			       "       knit down|logout|status [--json]\n"
-			       "       knit ip [-4|-6] [--json]\n");
+			       "       knit ip [-4|-6] [--json]\n"
+			       "       knit ping PEER [--count N] [--all] [--json]\n"
+			       "           pings through the relay until a direct path answers\n"
+			       "           (--all: all N pings); PEER is a name or an address\n");
 			exit(0);
 		default: return 2;
 		}
 	}
+	if (!strcmp(argv[0], "ping") && optind + 1 == argc)
+		o->peer = argv[optind++];
 	if (optind != argc) {
 		fprintf(stderr, "knit: unexpected argument '%s'\n", argv[optind]);
 		return 2;
@@ -256,6 +280,17 @@ int cmd_node(const char *sock, int argc, char **argv)
 			json_object_set_new(req, "auth_key", json_string(o.auth_key));
 		if (o.hostname)
 			json_object_set_new(req, "hostname", json_string(o.hostname));
+	} else if (!strcmp(cmd, "ping")) {
+		if (!o.peer) {
+			fprintf(stderr, "knit: ping needs a PEER (a name or an address)\n");
+			json_decref(req);
+			return 2;
+		}
+		json_object_set_new(req, "peer", json_string(o.peer));
+		json_object_set_new(req, "count", json_integer(o.count ? o.count : 10));
+		json_object_set_new(req, "all", json_boolean(o.all));
+		if (!o.timeout_s)
+			o.timeout_s = (o.count ? o.count : 10) + 5;
 	} else if (!o.timeout_s) {
 		o.timeout_s = 10;
 	}

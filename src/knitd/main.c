@@ -26,6 +26,7 @@ struct options {
 	const char *state_dir;
 	const char *socket_path;
 	long port;
+	bool hide_lan;
 	unsigned timer_divisor;
 };
 
@@ -42,6 +43,7 @@ static void usage(FILE *f)
 		"  -s, --state-dir DIR         node key (mode 0600), disco key and prefs\n"
 		"  -S, --socket PATH           local API for knit (default " API_DEFAULT_SOCKET ")\n"
 		"  -p, --port N                UDP port (default 41641; 0 picks one)\n"
+		"      --no-lan-candidates     offer and try no LAN addresses (to test hairpinning)\n"
 		"  -i, --interface NAME        TUN interface to create (at most 15 characters;\n"
 		"                              default knit0 with --state-dir)\n"
 		"  -c, --wg-config FILE        static mode: a wg-quick(8) configuration file\n"
@@ -64,6 +66,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{"state-dir", required_argument, NULL, 's'},
 		{"socket", required_argument, NULL, 'S'},
 		{"port", required_argument, NULL, 'p'},
+		{"no-lan-candidates", no_argument, NULL, 'N'},
 		{"wg-config", required_argument, NULL, 'c'},
 		{"log-level", required_argument, NULL, 'l'},
 		{"test-timer-divisor", required_argument, NULL, 'T'},
@@ -80,6 +83,9 @@ static int parse_options(int argc, char **argv, struct options *o)
 		switch (c) {
 		case 's':
 			o->state_dir = optarg;
+			break;
+		case 'N':
+			o->hide_lan = true;
 			break;
 		case 'S':
 			o->socket_path = optarg;
@@ -256,6 +262,7 @@ int main(int argc, char **argv)
 			.ifname = o.ifname,
 			.port = o.port >= 0 ? (uint16_t)o.port : OVERLAY_DEFAULT_PORT,
 			.timer_divisor = o.timer_divisor,
+			.hide_lan = o.hide_lan,
 		};
 		return overlay_run(&ov);
 	}

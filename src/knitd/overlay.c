@@ -15,7 +15,9 @@
 #include "control/client.h"
 #include "control/netmap.h"
 #include "crypto/crypto.h"
+#include "disco/disco.h"
 #include "knitd/api.h"
+#include "knitd/paths.h"
 #include "knitd/relays.h"
 #include "lib/buf.h"
 #include "lib/encoding.h"
@@ -45,6 +47,7 @@ struct overlay {
 	struct wg_device *dev;
 	struct api_server *api;
 	struct relays relays;
+	struct paths paths;
 	uint8_t node_priv[32], node_pub[32], disco_priv[32], disco_pub[32];
 	/* prefs, kept in DIR/prefs.json */
 	char control_url[256];
@@ -171,7 +174,9 @@ static struct wg_peer_config *config_peer(struct wg_config *cfg, const uint8_t k
 	return pc;
 }
 
-static void config_add_peer(struct wg_config *cfg, const struct netmap_peer *p)
+/* fresh: the device does not know the peer yet.  After that the path
+ * manager owns the endpoint. */
+static void config_add_peer(struct wg_config *cfg, const struct netmap_peer *p, bool fresh)
 {
 	struct wg_peer_config *pc = config_peer(cfg, p->node_key);
 
@@ -184,7 +189,7 @@ static void config_add_peer(struct wg_config *cfg, const struct netmap_peer *p)
 	pc->allowed_ips[1] = (struct ip_prefix){.family = AF_INET6, .bits = 128};
 	memcpy(pc->allowed_ips[1].addr.bytes, &p->ipv6, 16);
 	/* The first packet goes through the peer's home relay at once. */
-	if (p->home_relay) {
+	if (fresh && p->home_relay) {
 		pc->has_endpoint = true;
 		endpoint_set_relay(&pc->endpoint, (uint16_t)p->home_relay);
 	}
@@ -200,22 +205,24 @@ static void apply(struct overlay *ov, struct wg_config *cfg)
 	wg_config_free(cfg);
 }
 
-static void upsert_peer(struct overlay *ov, struct wg_config *cfg, const struct netmap_peer *np)
+static struct opeer *upsert_peer(struct overlay *ov, struct wg_config *cfg,
+				 const struct netmap_peer *np)
 {
 	struct opeer *p = find_peer(ov, np->node_key);
+	bool fresh = !p;
 
 	if (!memcmp(np->node_key, ov->node_pub, 32))
-		return;
+		return NULL;
 	if (!p) {
 		p = calloc(1, sizeof(*p));
 		if (!p)
-			return;
+			return NULL;
 		p->next = ov->peers[bucket(np->node_key)];
 		ov->peers[bucket(np->node_key)] = p;
 		ov->n_peers++;
 	} else if (!memcmp(&p->p, np, sizeof(*np))) {
 		p->generation = ov->generation;
-		return; /* nothing new for the device */
+		return NULL; /* nothing new for the device */
 	} else if (memcmp(p->p.disco_key, np->disco_key, 32)) {
 		/* A new disco key is a restarted peer: its old session is gone
 		 * with it, so start a new one at once, not after 15 s. */
@@ -223,7 +230,8 @@ static void upsert_peer(struct overlay *ov, struct wg_config *cfg, const struct 
 	}
 	p->p = *np;
 	p->generation = ov->generation;
-	config_add_peer(cfg, np);
+	config_add_peer(cfg, np, fresh);
+	return p;
 }
 
 static void remove_peer(struct overlay *ov, struct wg_config *cfg, const uint8_t key[32])
@@ -236,6 +244,7 @@ static void remove_peer(struct overlay *ov, struct wg_config *cfg, const uint8_t
 	pc = config_peer(cfg, key); /* key may point into p: before freeing it */
 	if (pc)
 		pc->remove = true;
+	paths_peer_remove(&ov->paths, key);
 	forget_peer(ov, p);
 }
 
@@ -319,15 +328,15 @@ static void take_self(struct overlay *ov, const json_t *msg)
 
 /* --- control session ------------------------------------------------------ */
 
-static json_t *endpoints_json(struct overlay *ov)
+/* Our candidates: what the relays' STUN saw, then our interfaces' addresses. */
+static unsigned gather_endpoints(struct overlay *ov, union sockaddr_inet *eps)
 {
-	union sockaddr_inet eps[NETMAP_MAX_ENDPOINTS];
 	struct ifaddrs *ifa, *i;
 	unsigned n = 0;
 
 	if (relays_mapped(&ov->relays, &eps[n]))
 		n++;
-	if (getifaddrs(&ifa) == 0) {
+	if (!ov->o->hide_lan && getifaddrs(&ifa) == 0) {
 		for (i = ifa; i && n < NETMAP_MAX_ENDPOINTS; i = i->ifa_next) {
 			if (!i->ifa_addr || (i->ifa_flags & IFF_LOOPBACK) ||
 			    !strcmp(i->ifa_name, ov->dev->ifname))
@@ -348,7 +357,15 @@ static json_t *endpoints_json(struct overlay *ov)
 		}
 		freeifaddrs(ifa);
 	}
-	return json_endpoints(eps, n);
+	paths_set_self(&ov->paths, eps, n);
+	return n;
+}
+
+static json_t *endpoints_json(struct overlay *ov)
+{
+	union sockaddr_inet eps[NETMAP_MAX_ENDPOINTS];
+
+	return json_endpoints(eps, gather_endpoints(ov, eps));
 }
 
 static void send_update(void *arg)
@@ -459,13 +476,17 @@ static void on_map(struct overlay *ov, json_t *msg)
 		ov->generation++;
 		ov->full_in_progress = true;
 	}
+	struct opeer **changed = calloc(json_array_size(peers) + 1, sizeof(*changed));
+	size_t n_changed = 0;
+
 	wg_config_init(&cfg);
 	json_array_foreach(peers, i, v) {
 		struct netmap_peer np;
-		if (netmap_peer_from_json(v, &np, &why) == 0)
-			upsert_peer(ov, &cfg, &np);
-		else
+		struct opeer *op;
+		if (netmap_peer_from_json(v, &np, &why) < 0)
 			log_warn("peer entry ignored error=\"%s\"", why);
+		else if ((op = upsert_peer(ov, &cfg, &np)) && changed)
+			changed[n_changed++] = op;
 	}
 	json_array_foreach(removed, i, v) {
 		const char *s = json_string_value(v);
@@ -473,6 +494,10 @@ static void on_map(struct overlay *ov, json_t *msg)
 			remove_peer(ov, &cfg, key);
 	}
 	apply(ov, &cfg);
+	/* The device knows them now: the path manager may set their paths. */
+	for (i = 0; i < n_changed; i++)
+		paths_peer_update(&ov->paths, &changed[i]->p);
+	free(changed);
 	if (ov->full_in_progress && json_is_true(json_object_get(msg, "done"))) {
 		ov->full_in_progress = false;
 		remove_all_peers(ov, ov->generation, true); /* those control forgot */
@@ -622,12 +647,19 @@ static json_t *peer_status(struct overlay *ov, const struct netmap_peer *np)
 	}
 	if (wp)
 		hs = atomic_load(&wp->last_handshake_wall_ns);
+	const struct peer_paths *pp = paths_find(&ov->paths, np->node_key);
 	j = json_pack("{s:s,s:s,s:s,s:s,s:b,s:s,s:s,s:i,s:I,s:I,s:I}", "name", np->name,
 		      "node_key", key, "ipv4", v4, "ipv6", v6, "online", np->online, "path", path,
 		      "endpoint", ep, "relay", relay, "rx_bytes",
 		      (json_int_t)(wp ? atomic_load(&wp->rx_bytes) : 0), "tx_bytes",
 		      (json_int_t)(wp ? atomic_load(&wp->tx_bytes) : 0), "last_handshake",
 		      (json_int_t)(hs / 1000000000ULL));
+	if (j && pp && strcmp(path, "direct"))
+		json_object_set_new(j, "path_reason", json_string(pp->reason));
+	if (j && pp && pp->direct_ns && pp->started_ns && pp->direct_ns >= pp->started_ns)
+		json_object_set_new(j, "direct_after_ms",
+				    json_integer((json_int_t)((pp->direct_ns - pp->started_ns) /
+							      1000000)));
 	return j;
 }
 
@@ -662,6 +694,37 @@ static void api_status(struct overlay *ov, struct api_conn *c, bool ip_only)
 		  true);
 }
 
+static struct opeer *peer_by_name_or_ip(struct overlay *ov, const char *what)
+{
+	struct in_addr v4;
+	struct in6_addr v6;
+	bool is4 = inet_pton(AF_INET, what, &v4) == 1, is6 = inet_pton(AF_INET6, what, &v6) == 1;
+
+	for (size_t b = 0; b < PEER_BUCKETS; b++)
+		for (struct opeer *p = ov->peers[b]; p; p = p->next)
+			if (!strcmp(p->p.name, what) || (is4 && !memcmp(&p->p.ipv4, &v4, 4)) ||
+			    (is6 && !memcmp(&p->p.ipv6, &v6, 16)))
+				return p;
+	return NULL;
+}
+
+static void api_ping(struct overlay *ov, struct api_conn *c, json_t *req)
+{
+	const char *peer = json_string_value(json_object_get(req, "peer"));
+	json_int_t count = json_integer_value(json_object_get(req, "count"));
+	struct opeer *p = peer ? peer_by_name_or_ip(ov, peer) : NULL;
+	int ret;
+
+	if (!p)
+		return api_reply_error(c, "no peer %.64s in the map", peer ? peer : "(none)");
+	ret = paths_ping(&ov->paths, p->p.node_key, c, count > 0 && count < 1000 ? (unsigned)count : 10,
+			 json_is_true(json_object_get(req, "all")));
+	if (ret == -EBUSY)
+		api_reply_error(c, "another knit ping to %s is running", p->p.name);
+	else if (ret < 0)
+		api_reply_error(c, "cannot ping %s", p->p.name);
+}
+
 static void on_api_request(struct api_conn *c, json_t *req, void *arg)
 {
 	struct overlay *ov = arg;
@@ -677,6 +740,8 @@ static void on_api_request(struct api_conn *c, json_t *req, void *arg)
 		api_status(ov, c, false);
 	else if (!strcmp(cmd, "ip"))
 		api_status(ov, c, true);
+	else if (!strcmp(cmd, "ping"))
+		api_ping(ov, c, req);
 	else
 		api_reply_error(c, "unknown command \"%.32s\"", cmd);
 }
@@ -685,6 +750,7 @@ static void on_api_gone(struct api_conn *c, void *arg)
 {
 	struct overlay *ov = arg;
 
+	paths_api_gone(&ov->paths, c);
 	for (unsigned i = 0; i < ov->n_waiters; i++) {
 		if (ov->waiters[i] == c) {
 			ov->waiters[i] = ov->waiters[--ov->n_waiters];
@@ -700,15 +766,39 @@ static const struct api_ops api_ops = {
 
 /* --- setup ----------------------------------------------------------------- */
 
-static bool is_stun(const uint8_t *pkt, size_t len)
+static bool is_stun_or_disco(const uint8_t *pkt, size_t len)
 {
-	return stun_is_message(pkt, len);
+	return stun_is_message(pkt, len) || disco_is_message(pkt, len);
 }
 
-/* The device's overlay_arg is our struct relays (relay_send's argument). */
+static void relay_send(void *arg, uint16_t relay_id, const uint8_t key[32], const uint8_t *pkt,
+		       size_t len)
+{
+	struct overlay *ov = arg;
+
+	relays_send(&ov->relays, relay_id, key, pkt, len);
+}
+
+static void on_relay_disco(void *arg, int relay_id, const uint8_t src[32], const uint8_t *pkt,
+			   size_t len)
+{
+	struct overlay *ov = arg;
+	union sockaddr_inet from;
+
+	endpoint_set_relay(&from, (uint16_t)relay_id);
+	paths_disco_input(&ov->paths, pkt, len, &from, src);
+}
+
 static void on_aside(void *arg, const uint8_t *pkt, size_t len, const union sockaddr_inet *src)
 {
-	relays_stun_input(arg, pkt, len, src);
+	struct overlay *ov = arg;
+	union sockaddr_inet from;
+
+	endpoint_unmap(src, &from);
+	if (disco_is_message(pkt, len))
+		paths_disco_input(&ov->paths, pkt, len, &from, NULL);
+	else
+		relays_stun_input(&ov->relays, pkt, len, &from);
 }
 
 static void on_signal(struct evloop *loop, int signo, void *arg)
@@ -746,11 +836,15 @@ static int start_device(struct overlay *ov)
 
 	if (ret < 0)
 		return ret;
-	ov->dev->relay_send = relays_send;
-	ov->dev->aside_match = is_stun;
+	ov->dev->relay_send = relay_send;
+	ov->dev->aside_match = is_stun_or_disco;
 	ov->dev->aside_recv = on_aside;
+	ov->dev->overlay_arg = ov;
 	relays_init(&ov->relays, ov->loop, ov->dev, ov->node_priv, send_update, ov);
-	ov->dev->overlay_arg = &ov->relays; /* relay_send's argument */
+	ov->relays.disco_recv = on_relay_disco;
+	ov->relays.disco_arg = ov;
+	paths_init(&ov->paths, ov->loop, ov->dev, &ov->relays, ov->disco_priv, ov->node_pub);
+	ov->paths.hide_lan = ov->o->hide_lan;
 	wg_config_init(&cfg);
 	cfg.has_private_key = true;
 	memcpy(cfg.private_key, ov->node_priv, 32);
@@ -791,8 +885,10 @@ int overlay_run(const struct overlay_options *o)
 out:
 	stop_control(ov);
 	api_server_free(ov->api);
-	if (ov->dev)
+	if (ov->dev) {
+		paths_destroy(&ov->paths);
 		relays_destroy(&ov->relays);
+	}
 	device_free(ov->dev);
 	for (size_t b = 0; b < PEER_BUCKETS; b++)
 		while (ov->peers[b])

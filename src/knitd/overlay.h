@@ -7,6 +7,7 @@
  */
 #ifndef KNIT_KNITD_OVERLAY_H
 #define KNIT_KNITD_OVERLAY_H
+#include <stdbool.h>
 #include <stdint.h>
 
 #define OVERLAY_DEFAULT_IFNAME "knit0"
@@ -18,6 +19,7 @@ struct overlay_options {
 	const char *ifname;
 	uint16_t port;
 	unsigned timer_divisor;
+	bool hide_lan; /* tests: offer and use no LAN candidates */
 };
 
 /* Runs until SIGINT/SIGTERM; returns the exit status. */

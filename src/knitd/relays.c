@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "crypto/crypto.h"
+#include "disco/disco.h"
 #include "lib/clock.h"
 #include "lib/log.h"
 #include "relay/client.h"
@@ -22,8 +23,14 @@ static struct relay_slot *slot_by_id(struct relays *r, int id)
 static void on_recv(void *arg, const uint8_t src[32], const uint8_t *pkt, size_t len)
 {
 	struct relay_slot *s = arg;
+	struct relays *r = s->owner;
 
-	device_receive_relayed(s->owner->dev, (uint16_t)s->info.id, pkt, len);
+	if (disco_is_message(pkt, len)) {
+		if (r->disco_recv)
+			r->disco_recv(r->disco_arg, s->info.id, src, pkt, len);
+		return;
+	}
+	device_receive_relayed(r->dev, (uint16_t)s->info.id, pkt, len);
 }
 
 static void on_peer_gone(void *arg, const uint8_t key[32], int reason)

@@ -44,6 +44,10 @@ struct relays {
 	/* Called when the home relay or the STUN-observed address changes. */
 	void (*changed)(void *arg);
 	void *arg;
+	/* Disco packets that arrive through a relay. */
+	void (*disco_recv)(void *arg, int relay_id, const uint8_t src[32], const uint8_t *pkt,
+			   size_t len);
+	void *disco_arg;
 };
 
 void relays_init(struct relays *r, struct evloop *loop, struct wg_device *dev,

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # An overlay on one flat network: knit-control, one knit-relay and nodes
-# that join with auth keys.  Every packet between nodes goes through the
-# relay here (NAT traversal has its own tests).  It proves joining, reaching
+# that join with auth keys.  A firewall on each node drops UDP between
+# nodes, so every packet between them goes through the relay; at the end two
+# nodes lose their firewall and find the direct path.  It proves joining, reaching
 # every peer over IPv4 and IPv6, removal and quarantine taking effect within
 # 2 s, refused auth keys, a relay refusing keys control does not know,
 # control's death and restart costing at most one ping, and a control
@@ -27,6 +28,21 @@ host() { # host NAME ADDRESS: a namespace on the switch
 	n sw ip link set "e$1" master br0 up
 	n "$1" ip link set eth0 up
 	n "$1" ip addr add "$2/24" dev eth0
+}
+
+firewall() { # firewall NODE on|off: no UDP to other nodes' knitd
+	if [[ $2 == on ]]; then
+		n "$1" nft -f - <<-EOF
+			table inet knitfw {
+				chain out {
+					type filter hook output priority 0;
+					udp dport 41641 drop
+				}
+			}
+		EOF
+	else
+		n "$1" nft delete table inet knitfw
+	fi
 }
 
 ctl() { "$CONTROL" "$@" --state-dir "$TMP/ctl"; }
@@ -62,7 +78,7 @@ n sw ip link add br0 type bridge
 n sw ip link set br0 up
 host ctl 10.77.0.2
 host rly 10.77.0.3
-for i in 1 2 3 4 5; do host "n$i" "10.77.0.1$i"; done
+for i in 1 2 3 4 5; do host "n$i" "10.77.0.1$i"; firewall "n$i" on; done
 
 CK=$(ctl key)
 RK=$("$RELAY" key --state-dir "$TMP/rly")
@@ -206,7 +222,7 @@ garbage_tcp n5 10.77.0.2 8080 ''
 garbage_tcp n5 10.77.0.3 8443 "$(printf "$UPGRADE" relay relay)"
 garbage_tcp n5 10.77.0.3 8443 ''
 n n5 bash -c 'head -c 500 /dev/urandom >/dev/udp/10.77.0.3/3478; printf "\x00\x01\x00\x00\x21\x12\xa4\x42" >/dev/udp/10.77.0.3/3478'
-n n5 bash -c "head -c 1000 /dev/urandom >/dev/udp/10.77.0.12/41641"
+n rly bash -c "head -c 1000 /dev/urandom >/dev/udp/10.77.0.12/41641" || true
 api_garbage() { printf 'not json\n' | n n2 socat - "UNIX-CONNECT:$TMP/n2.sock" 2>/dev/null; }
 check "knitd's API answers garbage with an error" bash -c "$(declare -f api_garbage n); RUN=$RUN TMP=$TMP; api_garbage | grep -q 'not a JSON object'"
 check "control logged the bad handshakes" grep -q -e 'handshake failed' -e 'refused' "$TMP/ctl.log"
@@ -221,6 +237,23 @@ check "and no one reaches it" wait_until 2 unreachable n2 "$(ip4 n3)"
 ctl node quarantine n3 off >/dev/null
 check "after quarantine off it reaches n1 again" wait_until 3 reaches n3 "$(ip4 n1)"
 check "and n2 reaches it again" wait_until 3 reaches n2 "$(ip4 n3)"
+
+# --- without the firewall, the path goes direct --------------------------------
+firewall n1 off
+firewall n2 off
+k n1 ping n2 --count 10 >"$TMP/kping.out" 2>&1 || true
+check "knit ping finds the direct path and stops there" \
+	bash -c "tail -n 1 '$TMP/kping.out' | grep -q 'pong from n2 via 10.77.0.12:41641'"
+k n3 ping n1 --count 2 >"$TMP/kping3.out" 2>&1 || true
+check "knit ping from a firewalled node shows pongs through the relay" \
+	bash -c "test \$(grep -c 'pong from n1 via relay:1' '$TMP/kping3.out') -eq 2 &&
+		grep -q 'no direct path yet' '$TMP/kping3.out'"
+direct_to_n2() { k n1 status --json | jq -e '.peers[] | select(.name == "n2") | .path == "direct"' >/dev/null; }
+check "n1's status shows n2 on the direct path" wait_until 5 direct_to_n2
+check "and n1 still reaches n2" reaches n1 "$(ip4 n2)"
+check "n3 (firewalled) still goes through the relay" \
+	bash -c "$(declare -f k n); RUN=$RUN TMP=$TMP KNIT=$KNIT; k n3 status --json |
+	jq -e '.peers[] | select(.name == \"n1\") | .path == \"relay\" and (.path_reason | length > 0)' >/dev/null"
 
 for node in n1 n2 n3 n4 n5; do
 	stop_pid "${NODE_PID[$node]}"

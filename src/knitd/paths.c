@@ -1,0 +1,520 @@
+// SPDX-License-Identifier: MIT
+#include "knitd/paths.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <ifaddrs.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "crypto/crypto.h"
+#include "knitd/api.h"
+#include "knitd/relays.h"
+#include "lib/clock.h"
+#include "lib/encoding.h"
+#include "lib/log.h"
+
+#define MS 1000000ULL
+
+/* Discovery: a burst, then spaced pings for several seconds (ms after start). */
+static const unsigned schedule_ms[] = {0,   20,  50,   100,  200,  350,  500,  750,
+				       1000, 1500, 2000, 3000, 4000, 5000, 6500, 8000};
+#define SCHEDULE_STEPS (sizeof(schedule_ms) / sizeof(schedule_ms[0]))
+#define RETRY_MIN_MS   5000
+#define RETRY_MAX_MS   60000
+
+static void peer_timer(struct evloop *loop, struct ev_timer *t, void *arg);
+static void pinger_tick(struct evloop *loop, struct ev_timer *t, void *arg);
+
+/* --- small helpers ------------------------------------------------------- */
+
+static void peer_label(const struct peer_paths *pp, char *out, size_t size)
+{
+	if (pp->name[0]) {
+		snprintf(out, size, "%s", pp->name);
+	} else {
+		char b64[KEY_BASE64_LEN + 1];
+		key_to_base64(b64, pp->node_key);
+		snprintf(out, size, "%.8s", b64);
+	}
+}
+
+static bool is_lan(const union sockaddr_inet *ep)
+{
+	struct ifaddrs *ifa, *i;
+	bool lan = false;
+
+	if (getifaddrs(&ifa) < 0)
+		return false;
+	for (i = ifa; i && !lan; i = i->ifa_next) {
+		if (!i->ifa_addr || !i->ifa_netmask || i->ifa_addr->sa_family != ep->sa.sa_family)
+			continue;
+		if (ep->sa.sa_family == AF_INET) {
+			uint32_t a = ((struct sockaddr_in *)i->ifa_addr)->sin_addr.s_addr;
+			uint32_t m = ((struct sockaddr_in *)i->ifa_netmask)->sin_addr.s_addr;
+			lan = (a & m) == (ep->in.sin_addr.s_addr & m) && a != ep->in.sin_addr.s_addr;
+		}
+	}
+	freeifaddrs(ifa);
+	return lan;
+}
+
+static void send_direct(struct paths *p, struct peer_paths *pp, const union sockaddr_inet *to,
+			const struct disco_msg *m)
+{
+	uint8_t pkt[DISCO_MAX_PACKET];
+	int n = disco_seal(pkt, sizeof(pkt), p->disco_pub, pp->shared, m);
+
+	if (n > 0)
+		device_send_aside(p->dev, to, pkt, (size_t)n);
+}
+
+static void send_relayed(struct paths *p, struct peer_paths *pp, int relay_id,
+			 const struct disco_msg *m)
+{
+	uint8_t pkt[DISCO_MAX_PACKET];
+	int n = disco_seal(pkt, sizeof(pkt), p->disco_pub, pp->shared, m);
+
+	if (n > 0 && relay_id > 0)
+		relays_send(p->relays, (uint16_t)relay_id, pp->node_key, pkt, (size_t)n);
+}
+
+static void send_ping(struct paths *p, struct peer_paths *pp, const union sockaddr_inet *to)
+{
+	struct pending_ping *pg = &pp->pings[pp->ping_next++ % PATHS_MAX_PINGS];
+	struct disco_msg m = {.type = DISCO_PING};
+
+	random_bytes(m.txid, sizeof(m.txid));
+	memcpy(m.node_key, p->node_pub, 32);
+	memcpy(pg->txid, m.txid, sizeof(m.txid));
+	pg->to = *to;
+	pg->sent_ns = clock_mono_ns();
+	if (endpoint_is_relay(to))
+		send_relayed(p, pp, endpoint_relay_id(to), &m);
+	else
+		send_direct(p, pp, to, &m);
+}
+
+static void send_call_me_maybe(struct paths *p, struct peer_paths *pp)
+{
+	struct disco_msg m = {.type = DISCO_CALL_ME_MAYBE};
+
+	for (unsigned i = 0; i < p->n_self && m.n_endpoints < DISCO_MAX_ENDPOINTS; i++)
+		m.endpoints[m.n_endpoints++] = p->self[i];
+	send_relayed(p, pp, pp->home_relay, &m);
+}
+
+static int add_candidate(struct peer_paths *pp, const union sockaddr_inet *ep, bool learned)
+{
+	union sockaddr_inet e;
+
+	endpoint_unmap(ep, &e);
+	if (e.sa.sa_family != AF_INET && e.sa.sa_family != AF_INET6)
+		return -1;
+	for (unsigned i = 0; i < pp->n_cands; i++)
+		if (endpoint_equal(&pp->cands[i].ep, &e))
+			return (int)i;
+	if (pp->n_cands == PATHS_MAX_CANDIDATES) {
+		/* Full: a learned source replaces the oldest learned one. */
+		for (unsigned i = 0; learned && i < pp->n_cands; i++) {
+			if (pp->cands[i].learned && (int)i != pp->best) {
+				pp->cands[i] = (struct path_cand){.ep = e, .learned = true};
+				return (int)i;
+			}
+		}
+		return -1;
+	}
+	pp->cands[pp->n_cands] =
+		(struct path_cand){.ep = e, .learned = learned, .lan = is_lan(&e)};
+	return (int)pp->n_cands++;
+}
+
+/* --- choosing the path -------------------------------------------------- */
+
+static bool better(const struct path_cand *a, const struct path_cand *b)
+{
+	if (a->lan != b->lan)
+		return a->lan;
+	/* IPv6 before IPv4 when the round trips are within 10 %. */
+	if (a->ep.sa.sa_family != b->ep.sa.sa_family && a->rtt_ns * 10 <= b->rtt_ns * 11 &&
+	    b->rtt_ns * 10 <= a->rtt_ns * 11)
+		return a->ep.sa.sa_family == AF_INET6;
+	return a->rtt_ns < b->rtt_ns;
+}
+
+static void use_relay(struct paths *p, struct peer_paths *pp, const char *why)
+{
+	union sockaddr_inet relay;
+	char who[NETMAP_NAME_LEN];
+
+	snprintf(pp->reason, sizeof(pp->reason), "%s", why);
+	if (pp->best >= 0) {
+		peer_label(pp, who, sizeof(who));
+		log_info("path relay peer=%s reason=\"%s\"", who, why);
+	}
+	pp->best = -1;
+	if (pp->home_relay) {
+		endpoint_set_relay(&relay, (uint16_t)pp->home_relay);
+		device_set_peer_endpoint(p->dev, pp->node_key, &relay);
+	}
+}
+
+static void choose(struct paths *p, struct peer_paths *pp)
+{
+	uint64_t now = clock_mono_ns();
+	int best = -1;
+	char who[NETMAP_NAME_LEN], ep[ENDPOINT_STRLEN];
+
+	for (unsigned i = 0; i < pp->n_cands; i++) {
+		const struct path_cand *c = &pp->cands[i];
+		if (!c->pong_ns || now - c->pong_ns > PATHS_TRUST_MS * MS)
+			continue;
+		if (best < 0 || better(c, &pp->cands[best]))
+			best = (int)i;
+	}
+	if (best < 0 || best == pp->best)
+		return;
+	/* A new best path: one atomic store in the data plane, no packet lost
+	 * (the old path keeps delivering what is in flight). */
+	pp->best = best;
+	pp->reason[0] = '\0';
+	pp->failures = 0;
+	device_set_peer_endpoint(p->dev, pp->node_key, &pp->cands[best].ep);
+	if (!pp->direct_ns) {
+		pp->direct_ns = now;
+	}
+	peer_label(pp, who, sizeof(who));
+	endpoint_format(&pp->cands[best].ep, ep, sizeof(ep));
+	log_info("path direct peer=%s endpoint=%s rtt_us=%llu lan=%d after_ms=%llu", who, ep,
+		 (unsigned long long)(pp->cands[best].rtt_ns / 1000), pp->cands[best].lan,
+		 (unsigned long long)((now - pp->started_ns) / MS));
+}
+
+/* --- the schedule -------------------------------------------------------- */
+
+static void arm(struct paths *p, struct peer_paths *pp, uint64_t delay_ms)
+{
+	evloop_timer_arm(p->loop, &pp->timer, clock_mono_ns() + delay_ms * MS);
+}
+
+static void start_discovery(struct paths *p, struct peer_paths *pp)
+{
+	if (!pp->online || !pp->n_cands) {
+		snprintf(pp->reason, sizeof(pp->reason), "%s",
+			 !pp->online ? "peer offline" : "peer has no endpoints");
+		return;
+	}
+	pp->step = 0;
+	pp->started_ns = clock_mono_ns();
+	if (pp->best < 0)
+		snprintf(pp->reason, sizeof(pp->reason), "looking for a direct path");
+	send_call_me_maybe(p, pp);
+	arm(p, pp, 0);
+}
+
+static void ping_all(struct paths *p, struct peer_paths *pp)
+{
+	for (unsigned i = 0; i < pp->n_cands; i++)
+		send_ping(p, pp, &pp->cands[i].ep);
+}
+
+static void peer_timer(struct evloop *loop, struct ev_timer *t, void *arg)
+{
+	struct peer_paths *pp = arg;
+	struct paths *p = pp->owner;
+	uint64_t now = clock_mono_ns();
+
+	if (pp->best >= 0 && now - pp->cands[pp->best].pong_ns > PATHS_TRUST_MS * MS) {
+		use_relay(p, pp, "direct path stopped answering");
+		start_discovery(p, pp);
+		return;
+	}
+	if (pp->step < SCHEDULE_STEPS) {
+		ping_all(p, pp);
+		if (pp->step == 6)
+			send_call_me_maybe(p, pp); /* in case the first crossed a restart */
+		pp->step++;
+		if (pp->step < SCHEDULE_STEPS) {
+			arm(p, pp, schedule_ms[pp->step] - schedule_ms[pp->step - 1]);
+			return;
+		}
+	}
+	if (pp->best >= 0) {
+		/* Keep it alive and know when it dies; now and then look for
+		 * something better. */
+		if (now - pp->started_ns > PATHS_REPROBE_MS * MS) {
+			pp->started_ns = now;
+			ping_all(p, pp);
+		} else {
+			send_ping(p, pp, &pp->cands[pp->best].ep);
+		}
+		arm(p, pp, PATHS_HEARTBEAT_MS);
+		return;
+	}
+	/* No direct path this round: stay on the relay, retry later. */
+	unsigned backoff = RETRY_MIN_MS << (pp->failures < 4 ? pp->failures : 4);
+	pp->failures++;
+	snprintf(pp->reason, sizeof(pp->reason), "no pong from %u candidates (retry in %u s)",
+		 pp->n_cands, (backoff > RETRY_MAX_MS ? RETRY_MAX_MS : backoff) / 1000);
+	evloop_timer_arm(loop, t, now + (uint64_t)(backoff > RETRY_MAX_MS ? RETRY_MAX_MS : backoff) * MS);
+	pp->step = 0;
+	pp->started_ns = now + (uint64_t)backoff * MS;
+}
+
+/* --- peers ----------------------------------------------------------------- */
+
+static struct peer_paths *find(const struct paths *p, const uint8_t key[32])
+{
+	for (struct peer_paths *pp = p->peers; pp; pp = pp->next)
+		if (!memcmp(pp->node_key, key, 32))
+			return pp;
+	return NULL;
+}
+
+static struct peer_paths *find_disco(const struct paths *p, const uint8_t key[32])
+{
+	for (struct peer_paths *pp = p->peers; pp; pp = pp->next)
+		if (crypto_memeq(pp->disco_key, key, 32))
+			return pp;
+	return NULL;
+}
+
+const struct peer_paths *paths_find(const struct paths *p, const uint8_t node_key[32])
+{
+	return find(p, node_key);
+}
+
+void paths_peer_update(struct paths *p, const struct netmap_peer *np)
+{
+	struct peer_paths *pp = find(p, np->node_key);
+	bool fresh = !pp;
+
+	if (!pp) {
+		pp = calloc(1, sizeof(*pp));
+		if (!pp)
+			return;
+		pp->owner = p;
+		memcpy(pp->node_key, np->node_key, 32);
+		pp->best = -1;
+		ev_timer_init(&pp->timer, peer_timer, pp);
+		ev_timer_init(&pp->pinger_timer, pinger_tick, pp);
+		pp->next = p->peers;
+		p->peers = pp;
+	}
+	if (fresh || memcmp(pp->disco_key, np->disco_key, 32)) {
+		/* A new disco key: a restarted peer, every old path is void. */
+		memcpy(pp->disco_key, np->disco_key, 32);
+		disco_shared_key(pp->shared, p->disco_priv, pp->disco_key);
+		pp->n_cands = 0;
+		pp->best = -1;
+		pp->failures = 0;
+		fresh = true;
+	}
+	snprintf(pp->name, sizeof(pp->name), "%s", np->name);
+	pp->home_relay = np->home_relay;
+	pp->online = np->online;
+	for (unsigned i = 0; i < np->n_endpoints; i++) {
+		if (p->hide_lan && is_lan(&np->endpoints[i]))
+			continue;
+		add_candidate(pp, &np->endpoints[i], false);
+	}
+	if (pp->best < 0)
+		use_relay(p, pp, pp->online ? "looking for a direct path" : "peer offline");
+	if (fresh || (pp->best < 0 && !ev_timer_armed(&pp->timer)))
+		start_discovery(p, pp);
+}
+
+static void peer_paths_free(struct peer_paths *pp)
+{
+	evloop_timer_cancel(pp->owner->loop, &pp->timer);
+	evloop_timer_cancel(pp->owner->loop, &pp->pinger_timer);
+	if (pp->pinger)
+		api_reply_error(pp->pinger, "peer left the map");
+	memzero_explicit(pp->shared, sizeof(pp->shared));
+	free(pp);
+}
+
+void paths_peer_remove(struct paths *p, const uint8_t node_key[32])
+{
+	struct peer_paths **pp = &p->peers;
+
+	while (*pp && memcmp((*pp)->node_key, node_key, 32))
+		pp = &(*pp)->next;
+	if (*pp) {
+		struct peer_paths *victim = *pp;
+		*pp = victim->next;
+		peer_paths_free(victim);
+	}
+}
+
+/* --- disco input ----------------------------------------------------------- */
+
+static void report_pong(struct peer_paths *pp, const union sockaddr_inet *from, uint64_t rtt)
+{
+	char ep[ENDPOINT_STRLEN];
+	bool direct = !endpoint_is_relay(from);
+
+	if (!pp->pinger)
+		return;
+	endpoint_format(from, ep, sizeof(ep));
+	api_reply(pp->pinger,
+		  json_pack("{s:b,s:s,s:s,s:f}", "pong", 1, "path", direct ? "direct" : "relay",
+			    "endpoint", ep, "rtt_ms", (double)rtt / 1e6),
+		  false);
+	if (--pp->pinger_left == 0 || (direct && pp->pinger_stop_direct)) {
+		api_reply(pp->pinger, json_pack("{s:b,s:b}", "ok", 1, "direct", direct), true);
+		pp->pinger = NULL;
+		evloop_timer_cancel(pp->owner->loop, &pp->pinger_timer);
+	}
+}
+
+static void on_pong(struct paths *p, struct peer_paths *pp, const struct disco_msg *m,
+		    const union sockaddr_inet *src)
+{
+	uint64_t now = clock_mono_ns();
+
+	for (unsigned i = 0; i < PATHS_MAX_PINGS; i++) {
+		struct pending_ping *pg = &pp->pings[i];
+		int c;
+		if (!pg->sent_ns || !crypto_memeq(pg->txid, m->txid, DISCO_TXID_LEN))
+			continue;
+		pg->sent_ns = now - pg->sent_ns; /* now the RTT */
+		report_pong(pp, &pg->to, pg->sent_ns);
+		if (!endpoint_is_relay(&pg->to) && !endpoint_is_relay(src) &&
+		    (c = add_candidate(pp, &pg->to, false)) >= 0) {
+			pp->cands[c].pong_ns = now;
+			pp->cands[c].rtt_ns = pg->sent_ns;
+			choose(p, pp);
+		}
+		memset(pg, 0, sizeof(*pg));
+		return;
+	}
+}
+
+static void on_ping(struct paths *p, struct peer_paths *pp, const struct disco_msg *m,
+		    const union sockaddr_inet *src)
+{
+	struct disco_msg pong = {.type = DISCO_PONG, .src = *src};
+
+	memcpy(pong.txid, m->txid, DISCO_TXID_LEN);
+	if (endpoint_is_relay(src)) {
+		send_relayed(p, pp, endpoint_relay_id(src), &pong);
+		return;
+	}
+	send_direct(p, pp, src, &pong);
+	/* Its NAT just showed us a source that reaches us: ping it back, which
+	 * also opens our NAT towards it. */
+	int c = add_candidate(pp, src, true);
+	if (c >= 0 && c != pp->best)
+		send_ping(p, pp, src);
+	if (!ev_timer_armed(&pp->timer) || (pp->best < 0 && pp->step >= SCHEDULE_STEPS))
+		start_discovery(p, pp);
+}
+
+void paths_disco_input(struct paths *p, const uint8_t *pkt, size_t len,
+		       const union sockaddr_inet *src, const uint8_t *relay_src)
+{
+	struct peer_paths *pp = find_disco(p, disco_sender(pkt));
+	struct disco_msg m;
+
+	if (!pp || disco_open(pkt, len, pp->shared, &m) < 0)
+		return; /* not a peer of ours, or forged: dropped without a word */
+	/* Through a relay, the relay vouches for the sender's node key. */
+	if (relay_src && memcmp(relay_src, pp->node_key, 32))
+		return;
+	switch (m.type) {
+	case DISCO_PING:
+		if (memcmp(m.node_key, pp->node_key, 32))
+			return;
+		on_ping(p, pp, &m, src);
+		break;
+	case DISCO_PONG:
+		on_pong(p, pp, &m, src);
+		break;
+	case DISCO_CALL_ME_MAYBE:
+		for (unsigned i = 0; i < m.n_endpoints; i++)
+			if (!(p->hide_lan && is_lan(&m.endpoints[i])))
+				add_candidate(pp, &m.endpoints[i], false);
+		if (pp->best < 0)
+			start_discovery(p, pp);
+		break;
+	}
+}
+
+/* --- knit ping -------------------------------------------------------------- */
+
+/* Through the best path there is: direct if confirmed, else the relay. */
+static void ping_once(struct paths *p, struct peer_paths *pp)
+{
+	union sockaddr_inet relay;
+
+	endpoint_set_relay(&relay, (uint16_t)pp->home_relay);
+	send_ping(p, pp, pp->best >= 0 ? &pp->cands[pp->best].ep : &relay);
+}
+
+static void pinger_tick(struct evloop *loop, struct ev_timer *t, void *arg)
+{
+	struct peer_paths *pp = arg;
+
+	if (!pp->pinger)
+		return;
+	ping_once(pp->owner, pp);
+	evloop_timer_arm(loop, t, clock_mono_ns() + 1000 * MS);
+}
+
+int paths_ping(struct paths *p, const uint8_t node_key[32], struct api_conn *c, unsigned count,
+	       bool all)
+{
+	struct peer_paths *pp = find(p, node_key);
+
+	if (!pp)
+		return -ENOENT;
+	if (pp->pinger)
+		return -EBUSY;
+	pp->pinger = c;
+	pp->pinger_left = count;
+	pp->pinger_stop_direct = !all;
+	/* One ping a second on the best path; discovery pings answer the
+	 * pinger too, so the first direct pong shows as soon as there is one. */
+	pinger_tick(p->loop, &pp->pinger_timer, pp);
+	if (pp->best < 0)
+		start_discovery(p, pp);
+	return 0;
+}
+
+void paths_api_gone(struct paths *p, struct api_conn *c)
+{
+	for (struct peer_paths *pp = p->peers; pp; pp = pp->next)
+		if (pp->pinger == c)
+			pp->pinger = NULL;
+}
+
+/* --- setup ----------------------------------------------------------------- */
+
+void paths_init(struct paths *p, struct evloop *loop, struct wg_device *dev, struct relays *relays,
+		const uint8_t disco_priv[32], const uint8_t node_pub[32])
+{
+	memset(p, 0, sizeof(*p));
+	p->loop = loop;
+	p->dev = dev;
+	p->relays = relays;
+	memcpy(p->disco_priv, disco_priv, 32);
+	x25519_public(p->disco_pub, disco_priv);
+	memcpy(p->node_pub, node_pub, 32);
+}
+
+void paths_destroy(struct paths *p)
+{
+	while (p->peers) {
+		struct peer_paths *pp = p->peers;
+		p->peers = pp->next;
+		peer_paths_free(pp);
+	}
+	memzero_explicit(p->disco_priv, sizeof(p->disco_priv));
+}
+
+void paths_set_self(struct paths *p, const union sockaddr_inet *eps, unsigned n)
+{
+	p->n_self = n < PATHS_MAX_CANDIDATES ? n : PATHS_MAX_CANDIDATES;
+	memcpy(p->self, eps, p->n_self * sizeof(*eps));
+}
