@@ -8,7 +8,7 @@ CC      ?= cc
 CLANG   ?= clang
 # Libraries every program links; a program may add its own with
 # PKGS_<program> (e.g. PKGS_knit-control := sqlite3).
-PKGS    := libgcrypt libmnl jansson
+PKGS    := libgcrypt libmnl jansson miniupnpc
 TESTPKG := cmocka
 PKGS_knit-control := sqlite3
 PKGS_lab/natprobe :=
@@ -31,7 +31,8 @@ WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototyp
            -Wno-unused-parameter
 ALL_CFLAGS = -std=gnu11 $(WARN) $(CFLAGS) $(SANFLAGS) -MMD -MP \
              $(shell pkg-config --cflags $(PKGS))
-LDLIBS_ALL = $(shell pkg-config --libs $(PKGS)) -lpthread
+# libnatpmp (port mapping) ships no .pc file.
+LDLIBS_ALL = $(shell pkg-config --libs $(PKGS)) -lnatpmp -lpthread
 
 ifneq ($(V),1)
 Q := @

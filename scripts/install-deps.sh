@@ -7,6 +7,8 @@ packages=(
 	# build
 	build-essential pkg-config clang libclang-rt-14-dev
 	libgcrypt20-dev libmnl-dev libcmocka-dev libjansson-dev libsqlite3-dev
+	# port mapping (src/portmap): NAT-PMP and UPnP-IGD clients
+	libnatpmp-dev libminiupnpc-dev
 	# the NAT lab's C helpers
 	libnetfilter-conntrack-dev libnftables-dev libnetfilter-queue-dev
 	# system tests, the lab, demo and benchmarks
