@@ -1,23 +1,43 @@
 #!/usr/bin/env bash
-# Single-stream TCP throughput between two namespaces: plain veth, two
-# knitds, and two of Debian's wireguard-go, interleaved round by round so
-# that all three see the same machine.  Prints every run, the medians, and
-# the ratios knit/veth and knit/wireguard-go.  A benchmark: it never fails on
-# a figure.
+# The data plane side by side: plain veth, two knitds, and two of Debian's
+# wireguard-go between two namespaces, interleaved round by round so that
+# all three see the same machine.  Per round and contender:
+#   - one TCP stream (iperf3, Gbit/s at the receiver), and the CPU-seconds
+#     both daemons spent on it (/proc/PID/stat), as bytes per CPU-second;
+#   - UDP at 1 and 2 Gbit/s offered (iperf3 -u, 1,372-byte datagrams that
+#     fit every contender's MTU): loss % at the receiver;
+#   - ping RTT (PINGS pings 5 ms apart): median, and the overlay's overhead
+#     over the underlay's median in the same round.
+# Prints every run, the medians over rounds, and the ratios knit/veth and
+# knit/wireguard-go.  A benchmark: it never fails on a figure.
 #
 #   bench-a                                   bench-b
 #   eth0 192.168.241.1 ------- veth ------- eth0 192.168.241.2     (veth)
 #   knitd  ${RUN}ka 10.9.0.1 <=====>  knitd  ${RUN}kb 10.9.0.2      (knit)
 #   wg-go  ${RUN}wa 10.8.0.1 <=====>  wg-go  ${RUN}wb 10.8.0.2      (wireguard-go)
 #
-# Usage: bench/throughput.sh [--json FILE]   (ROUNDS=5 SECONDS=5 by default)
+# Usage: bench/throughput.sh [--json FILE] [--markdown FILE]
+#   ROUNDS=5 SECONDS_PER_RUN=5 PINGS=200 UDP_RATES="1G 2G" TESTS="tcp udp ping"
+#   CONTENDERS="veth knit wireguard-go"; KNIT_NO_OFFLOAD=tun,gso,gro (see
+#   docs/dataplane.md) reaches knitd through the environment.
 set -eu
 source "$(dirname "$0")/../tests/system/lib.sh"
 
 ROUNDS=${ROUNDS:-5}
-SECS=${SECONDS_PER_RUN:-${SECONDS_:-5}}
-JSON=""
-[[ ${1:-} == --json ]] && JSON=$2
+SECS=${SECONDS_PER_RUN:-5}
+PINGS=${PINGS:-200}
+UDP_RATES=${UDP_RATES:-"1G 2G"}
+TESTS=${TESTS:-"tcp udp ping"}
+CONTENDERS=${CONTENDERS:-"veth knit wireguard-go"}
+JSON="" MD=""
+while (($#)); do
+	case $1 in
+	--json) JSON=$2; shift 2 ;;
+	--markdown) MD=$2; shift 2 ;;
+	*) echo "usage: $0 [--json FILE] [--markdown FILE]" >&2; exit 2 ;;
+	esac
+done
+COMMAND="ROUNDS=$ROUNDS SECONDS_PER_RUN=$SECS PINGS=$PINGS bench/throughput.sh"
 
 netns_add a
 netns_add b
@@ -40,56 +60,190 @@ side_conf 2 1 51820 51820 10.9.0 quick >"$TMP/kb.conf"
 side_conf 1 2 51830 51830 10.8.0 wg >"$TMP/wa.conf"
 side_conf 2 1 51830 51830 10.8.0 wg >"$TMP/wb.conf"
 chmod 600 "$TMP"/*.conf
+declare -A PIDS_OF=([veth]="")
 # Interface names differ per side: wg's socket directory is shared.
-start_knitd a "${RUN}ka" "$TMP/ka.conf"
-start_knitd b "${RUN}kb" "$TMP/kb.conf"
-start_wggo a "${RUN}wa" "$TMP/wa.conf" 10.8.0.1/24
-start_wggo b "${RUN}wb" "$TMP/wb.conf" 10.8.0.2/24
+start_knitd a "${RUN}ka" "$TMP/ka.conf"; PIDS_OF[knit]=$LAST_PID
+start_knitd b "${RUN}kb" "$TMP/kb.conf"; PIDS_OF[knit]+=" $LAST_PID"
+start_wggo a "${RUN}wa" "$TMP/wa.conf" 10.8.0.1/24; PIDS_OF[wireguard-go]=$LAST_PID
+start_wggo b "${RUN}wb" "$TMP/wb.conf" 10.8.0.2/24; PIDS_OF[wireguard-go]+=" $LAST_PID"
 n a ping -c 1 -W 2 10.9.0.2 >/dev/null
 n a ping -c 1 -W 2 10.8.0.2 >/dev/null
+grep -h "TUN offloads" "$TMP/${RUN}ka.log" || true
 
 bg b iperf3 -s -p 5201 --logfile "$TMP/iperf-server.log"
 wait_until 3 n b sh -c 'ss -ltn | grep -q :5201'
 
-# run ADDR: one iperf3 run, Gbit/s at the receiver.
-run() {
-	n a iperf3 -c "$1" -p 5201 -t "$SECS" -f g 2>/dev/null |
-		awk '/receiver/ { print $(NF-2) }'
+addr_of() {
+	case $1 in
+	veth) echo 192.168.241.2 ;;
+	knit) echo 10.9.0.2 ;;
+	wireguard-go) echo 10.8.0.2 ;;
+	esac
 }
 
-declare -A results=([veth]="" [knit]="" [wireguard-go]="")
-for round in $(seq 1 "$ROUNDS"); do
-	for contender in veth knit wireguard-go; do
-		case $contender in
-		veth) addr=192.168.241.2 ;;
-		knit) addr=10.9.0.2 ;;
-		wireguard-go) addr=10.8.0.2 ;;
-		esac
-		g=$(run "$addr")
-		printf 'round %d %-13s %6s Gbit/s\n' "$round" "$contender" "${g:-0}"
-		results[$contender]+="${g:-0} "
+# cpu_ticks PID...: utime + stime of the processes (all threads), in ticks.
+cpu_ticks() {
+	local pid sum=0 stat
+	for pid in "$@"; do
+		stat=$(cat "/proc/$pid/stat" 2>/dev/null) || continue
+		stat=${stat##*) } # past the command name, which may hold spaces
+		read -r -a f <<<"$stat"
+		sum=$((sum + f[11] + f[12]))
 	done
+	echo "$sum"
+}
+
+# tcp CONTENDER: "Gbit/s bytes cpu_seconds" of one run.
+tcp() {
+	local c=$1 before after json
+	# shellcheck disable=SC2086
+	before=$(cpu_ticks ${PIDS_OF[$c]})
+	json=$(n a iperf3 -c "$(addr_of "$c")" -p 5201 -t "$SECS" --json 2>/dev/null) || json='{}'
+	# shellcheck disable=SC2086
+	after=$(cpu_ticks ${PIDS_OF[$c]})
+	jq -r --arg cpu "$(awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" \
+		'BEGIN { print t / hz }')" \
+		'"\((.end.sum_received.bits_per_second // 0) / 1e9) \(.end.sum_received.bytes // 0) \($cpu)"' \
+		<<<"$json"
+}
+
+# udp CONTENDER RATE: loss % at the receiver.
+udp() {
+	local json
+	json=$(n a iperf3 -c "$(addr_of "$1")" -p 5201 -u -b "$2" -l 1372 -t "$SECS" --json \
+		2>/dev/null) || json='{}'
+	jq -r '.end.sum.lost_percent // 100' <<<"$json"
+}
+
+# rtt CONTENDER: median ping RTT in microseconds.
+rtt() {
+	n a ping -c "$PINGS" -i 0.005 -W 1 "$(addr_of "$1")" 2>/dev/null |
+		sed -n 's/.*time=\([0-9.]*\) ms.*/\1/p' | sort -g |
+		awk '{ v[NR] = $1 } END { if (!NR) { print "nan"; exit }
+			m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+			printf "%.1f\n", m * 1000 }'
+}
+
+declare -A R # R[metric,contender] = "v1 v2 ..."
+add() { R[$1,$2]+="$3 "; }
+for round in $(seq 1 "$ROUNDS"); do
+	for c in $CONTENDERS; do
+		if [[ " $TESTS " == *" tcp "* ]]; then
+			read -r g bytes cpu <<<"$(tcp "$c")"
+			add tcp "$c" "$g"
+			if [[ -n ${PIDS_OF[$c]} ]]; then
+				bpc=$(awk -v b="$bytes" -v c="$cpu" 'BEGIN { printf (c > 0) ? "%.0f" : "nan", b / c }')
+				add cpu "$c" "$cpu"
+				add bpc "$c" "$bpc"
+			fi
+			printf 'round %d %-13s tcp %6.2f Gbit/s  daemons %5s CPU-s  %s bytes/CPU-s\n' \
+				"$round" "$c" "$g" "${cpu:-}" "${bpc:--}"
+			bpc=""
+		fi
+		if [[ " $TESTS " == *" udp "* ]]; then
+			for rate in $UDP_RATES; do
+				loss=$(udp "$c" "$rate")
+				add "udp$rate" "$c" "$loss"
+				printf 'round %d %-13s udp %s offered: %s%% lost\n' "$round" "$c" "$rate" "$loss"
+			done
+		fi
+		if [[ " $TESTS " == *" ping "* ]]; then
+			us=$(rtt "$c")
+			add rtt "$c" "$us"
+			printf 'round %d %-13s ping median %s us\n' "$round" "$c" "$us"
+		fi
+	done
+	# Latency overhead against this round's underlay.
+	if [[ " $TESTS " == *" ping "* && " $CONTENDERS " == *" veth "* ]]; then
+		base=$(awk '{ print $NF }' <<<"${R[rtt,veth]}")
+		for c in $CONTENDERS; do
+			[[ $c == veth ]] && continue
+			last=$(awk '{ print $NF }' <<<"${R[rtt,$c]}")
+			add overhead "$c" "$(awk -v a="$last" -v b="$base" 'BEGIN { printf "%.1f", a - b }')"
+		done
+	fi
 done
 
-median() { tr ' ' '\n' <<<"$1" | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END {
+median() { tr ' ' '\n' <<<"$1" | grep -v -e '^$' -e nan | sort -g | awk '{ v[NR] = $1 } END {
+	if (!NR) { print "null"; exit }
 	print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-veth=$(median "${results[veth]}")
-knit=$(median "${results[knit]}")
-wggo=$(median "${results[wireguard-go]}")
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf (b > 0) ? "%.2f" : "n/a", a / b }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf (b > 0 && a != "null") ? "%.2f" : "null", a / b }'; }
+med() { median "${R[$1,$2]:-}"; }
 
+METRICS="tcp cpu bpc $(for r in $UDP_RATES; do printf 'udp%s ' "$r"; done)rtt overhead"
+declare -A UNIT=([tcp]="Gbit/s" [cpu]="CPU-s per run" [bpc]="bytes per CPU-s" [rtt]="us" [overhead]="us over veth")
 echo
-echo "median over $ROUNDS rounds of $SECS s, single TCP stream:"
-printf '  veth          %6s Gbit/s\n  knit          %6s Gbit/s\n  wireguard-go  %6s Gbit/s\n' \
-	"$veth" "$knit" "$wggo"
-echo "  knit / veth          $(ratio "$knit" "$veth")"
-echo "  knit / wireguard-go  $(ratio "$knit" "$wggo")"
+echo "medians over $ROUNDS rounds ($SECS s runs, $PINGS pings):"
+printf '  %-22s' metric; for c in $CONTENDERS; do printf ' %14s' "$c"; done; echo
+for m in $METRICS; do
+	[[ -n ${R[$m,knit]:-}${R[$m,veth]:-} ]] || continue
+	unit=${UNIT[$m]:-}
+	[[ $m == udp* ]] && unit="% lost at ${m#udp}"
+	printf '  %-22s' "$m ($unit)"
+	for c in $CONTENDERS; do printf ' %14s' "$(med "$m" "$c")"; done
+	echo
+done
+TCP_KV=$(ratio "$(med tcp knit)" "$(med tcp veth)")
+TCP_KW=$(ratio "$(med tcp knit)" "$(med tcp wireguard-go)")
+BPC_KW=$(ratio "$(med bpc knit)" "$(med bpc wireguard-go)")
+echo "  tcp knit / veth          $TCP_KV"
+echo "  tcp knit / wireguard-go  $TCP_KW"
+echo "  bytes per CPU-s knit / wireguard-go  $BPC_KW"
+
+# json_list METRIC CONTENDER: the runs as a JSON array.
+json_list() { local v; v=$(tr -s ' ' <<<"${R[$1,$2]:-}" | sed 's/^ //; s/ $//; s/nan/null/g; s/ /, /g'); echo "[$v]"; }
 if [[ -n $JSON ]]; then
-	cat >"$JSON" <<J
-{"rounds": $ROUNDS, "seconds": $SECS, "unit": "Gbit/s",
- "runs": {"veth": [${results[veth]// /, }], "knit": [${results[knit]// /, }], "wireguard-go": [${results[wireguard-go]// /, }]},
- "median": {"veth": $veth, "knit": $knit, "wireguard-go": $wggo},
- "ratio": {"knit/veth": $(ratio "$knit" "$veth"), "knit/wireguard-go": $(ratio "$knit" "$wggo")}}
-J
-	sed -i 's/, \]/]/g' "$JSON"
+	{
+		printf '{"command": "%s", "date": "%s", "kernel": "%s", "cpus": %s,\n' \
+			"$COMMAND" "$(date -u +%FT%TZ)" "$(uname -r)" "$(nproc)"
+		printf ' "rounds": %s, "seconds": %s, "pings": %s,\n' "$ROUNDS" "$SECS" "$PINGS"
+		printf ' "units": {"tcp": "Gbit/s", "cpu": "CPU-seconds of both daemons per TCP run", "bpc": "bytes per CPU-second of both daemons", "udp": "%% lost", "rtt": "us", "overhead": "us over the round'"'"'s veth median"},\n'
+		printf ' "runs": {'
+		first=1
+		for m in $METRICS; do
+			[[ $first == 1 ]] || printf ','
+			first=0
+			printf '\n  "%s": {' "$m"
+			f2=1
+			for c in $CONTENDERS; do
+				[[ $f2 == 1 ]] || printf ', '
+				f2=0
+				printf '"%s": %s' "$c" "$(json_list "$m" "$c")"
+			done
+			printf '}'
+		done
+		printf '},\n "median": {'
+		first=1
+		for m in $METRICS; do
+			[[ $first == 1 ]] || printf ','
+			first=0
+			printf '\n  "%s": {' "$m"
+			f2=1
+			for c in $CONTENDERS; do
+				[[ $f2 == 1 ]] || printf ', '
+				f2=0
+				printf '"%s": %s' "$c" "$(med "$m" "$c")"
+			done
+			printf '}'
+		done
+		printf '},\n "ratio": {"tcp knit/veth": %s, "tcp knit/wireguard-go": %s, "bytes per CPU-s knit/wireguard-go": %s}}\n' \
+			"$TCP_KV" "$TCP_KW" "$BPC_KW"
+	} >"$JSON"
+	jq . "$JSON" >/dev/null # fails loudly on a malformed file
+fi
+if [[ -n $MD ]]; then
+	{
+		echo "| metric | $(tr ' ' '\n' <<<"$CONTENDERS" | paste -sd'|' | sed 's/|/ | /g') |"
+		echo "|---|$(for _ in $CONTENDERS; do printf -- '---|'; done)"
+		for m in $METRICS; do
+			[[ -n ${R[$m,knit]:-}${R[$m,veth]:-} ]] || continue
+			unit=${UNIT[$m]:-}
+			[[ $m == udp* ]] && unit="% lost at ${m#udp} offered"
+			printf '| %s (%s) |' "${m%%[0-9]*}" "$unit"
+			for c in $CONTENDERS; do printf ' %s |' "$(med "$m" "$c")"; done
+			echo
+		done
+		echo
+		echo "Ratios: TCP knit / veth **$TCP_KV**, TCP knit / wireguard-go **$TCP_KW**, bytes per CPU-second knit / wireguard-go **$BPC_KW**."
+	} >"$MD"
 fi

@@ -217,13 +217,16 @@ int device_new(struct wg_device **out, struct evloop *loop, const char *ifname,
 		dev->tun_fd = -1; /* detached: tests and fuzzing */
 		return 0;
 	}
-	ret = tun_open(ifname, &dev->ifindex);
+	ret = tun_open(ifname, &dev->ifindex, &dev->tun_offloads);
 	if (ret < 0) {
 		log_error("cannot create TUN interface interface=%s error=\"%s\"", ifname,
 			  strerror(-ret));
 		goto fail;
 	}
 	dev->tun_fd = ret;
+	char offloads[64];
+	tun_offloads_format(dev->tun_offloads, offloads, sizeof(offloads));
+	log_info("TUN offloads interface=%s offloads=%s", ifname, offloads);
 	ret = netlink_link_set(dev->ifindex, dev->mtu, false);
 	if (ret < 0)
 		log_warn("cannot set MTU interface=%s mtu=%d error=\"%s\"", ifname, dev->mtu,

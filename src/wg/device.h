@@ -89,6 +89,7 @@ struct wg_device {
 	uint32_t fwmark;
 
 	int tun_fd;
+	unsigned tun_offloads; /* TUN_OFFLOAD_* (tun.h): set before the threads start */
 	int ifindex;
 	int mtu;
 

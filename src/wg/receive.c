@@ -6,9 +6,11 @@
  */
 #include <endian.h>
 #include <errno.h>
+#include <netinet/udp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "crypto/crypto.h"
@@ -16,6 +18,8 @@
 #include "lib/encoding.h"
 #include "lib/log.h"
 #include "wg/device.h"
+#include "wg/offload.h"
+#include "wg/tun.h"
 
 #define RX_BATCH     DP_BATCH
 #define RX_BUF_SIZE  65536
@@ -308,12 +312,30 @@ void receive_handshakes(struct wg_device *dev)
 
 /* --- the rx thread --------------------------------------------------------- */
 
+/*
+ * A batch: one recvmmsg of up to RX_BATCH datagrams, each possibly several
+ * WireGuard messages of one size from one source (UDP GRO), opened in place
+ * under one read lock; then the plaintext packets, coalesced (TCP GRO) when
+ * the TUN takes virtio-net headers, written with one writev per unit.
+ */
+#define RX_MAX_PKTS (RX_BATCH * 64) /* UDP GRO merges at most 64 datagrams */
+
 struct rx_state {
 	struct dp_thread c; /* first: what every data-path thread owns */
 	struct mmsghdr msgs[RX_BATCH];
 	struct iovec iovs[RX_BATCH];
 	union sockaddr_inet names[RX_BATCH];
-	struct iovec out[RX_BATCH]; /* plaintext to write to the TUN */
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} ctrl[RX_BATCH];
+	bool vnet;
+	bool coalesce; /* off once the TUN refused a coalesced packet */
+	unsigned n_pkts;
+	struct gro_pkt pkts[RX_MAX_PKTS]; /* plaintext to write to the TUN */
+	struct iovec out[RX_MAX_PKTS];
+	unsigned unit_start[RX_MAX_PKTS];
+	unsigned unit_iovcnt[RX_MAX_PKTS];
 };
 
 static size_t message_expected_len(uint32_t type)
@@ -364,7 +386,7 @@ static size_t inner_admitted(struct wg_device *dev, struct wg_peer *peer, const 
 
 void receive_batch_begin(struct rx_batch *b, struct aead_ctx *ctx, uint64_t now)
 {
-	*b = (struct rx_batch){ .ctx = ctx, .now = now };
+	*b = (struct rx_batch){.ctx = ctx, .now = now};
 }
 
 static void run_flush(struct rx_batch *b)
@@ -422,8 +444,8 @@ static size_t rx_data(struct wg_device *dev, struct rx_batch *b, uint8_t *msg, s
 	counter = get_le64(msg + 8);
 	aead_nonce_from_counter(nonce, counter);
 	*plain = msg + MESSAGE_DATA_HEADER_LEN;
-	if (aead_open(b->ctx, kp->receiving_key, nonce, NULL, 0, *plain, len - MESSAGE_DATA_HEADER_LEN,
-		      *plain) < 0) {
+	if (aead_open(b->ctx, kp->receiving_key, nonce, NULL, 0, *plain,
+		      len - MESSAGE_DATA_HEADER_LEN, *plain) < 0) {
 		atomic_fetch_add_explicit(&dev->stats.rx_invalid, 1, memory_order_relaxed);
 		return 0;
 	}
@@ -495,33 +517,93 @@ void device_receive_relayed(struct wg_device *dev, uint16_t relay_id, const uint
 	plen = receive_datagram(dev, &b, msg, len, &src, &plain);
 	receive_batch_end(dev, &b);
 	pthread_rwlock_unlock(&dev->lock);
-	if (plen && dev->tun_fd >= 0 && write(dev->tun_fd, plain, plen) < 0)
-		atomic_fetch_add(&dev->stats.tx_errors, 1);
+	if (plen && dev->tun_fd >= 0) {
+		/* A TUN with virtio-net headers wants one, even if empty. */
+		uint8_t vhdr[VNET_HDR_LEN] = {0};
+		struct iovec iov[2] = {{.iov_base = vhdr, .iov_len = VNET_HDR_LEN},
+				       {.iov_base = plain, .iov_len = plen}};
+		bool vnet = dev->tun_offloads & TUN_OFFLOAD_VNET_HDR;
+		if (writev(dev->tun_fd, iov + !vnet, 2 - !vnet) < 0)
+			atomic_fetch_add(&dev->stats.tx_errors, 1);
+	}
 }
 
-/* Processes a received batch under the read lock; returns packets for TUN. */
-static unsigned rx_process_batch(struct rx_state *s, unsigned n)
+/* The segment size of a GRO'd datagram, or 0. */
+static size_t rx_gro_size(const struct msghdr *m)
+{
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(m); cm; cm = CMSG_NXTHDR((struct msghdr *)m, cm)) {
+		int size;
+		if (cm->cmsg_level != SOL_UDP || cm->cmsg_type != UDP_GRO ||
+		    cm->cmsg_len < CMSG_LEN(sizeof(size)))
+			continue;
+		memcpy(&size, CMSG_DATA(cm), sizeof(size));
+		return size > 0 ? (size_t)size : 0;
+	}
+	return 0;
+}
+
+/* Processes a received batch under the read lock, collecting plaintext. */
+static void rx_process_batch(struct rx_state *s, unsigned n)
 {
 	struct wg_device *dev = s->c.dev;
 	struct rx_batch b;
-	unsigned out = 0;
 
+	s->n_pkts = 0;
 	receive_batch_begin(&b, s->c.ctx, clock_mono_ns());
 	pthread_rwlock_rdlock(&dev->lock);
 	for (unsigned i = 0; i < n; i++) {
-		uint8_t *plain;
-		size_t plen;
+		const struct msghdr *m = &s->msgs[i].msg_hdr;
+		size_t len = s->msgs[i].msg_len, seg = rx_gro_size(m);
 
-		if (s->msgs[i].msg_hdr.msg_flags & MSG_TRUNC)
+		if (m->msg_flags & MSG_TRUNC)
 			continue;
-		plen = receive_datagram(dev, &b, s->c.bufs[i], s->msgs[i].msg_len, &s->names[i],
-					&plain);
-		if (plen)
-			s->out[out++] = (struct iovec){.iov_base = plain, .iov_len = plen};
+		if (!seg || seg > len)
+			seg = len;
+		/* A GRO'd datagram is messages of seg bytes, the last shorter. */
+		for (size_t off = 0; off < len && s->n_pkts < RX_MAX_PKTS; off += seg) {
+			size_t mlen = len - off < seg ? len - off : seg;
+			uint8_t *plain;
+			size_t plen = receive_datagram(dev, &b, s->c.bufs[i] + off, mlen,
+						       &s->names[i], &plain);
+			if (plen)
+				s->pkts[s->n_pkts++] = (struct gro_pkt){.data = plain, .len = plen};
+		}
 	}
 	receive_batch_end(dev, &b);
 	pthread_rwlock_unlock(&dev->lock);
-	return out;
+}
+
+/* Writes the batch's plaintext to the TUN: coalesced units, or one by one. */
+static void rx_deliver(struct rx_state *s)
+{
+	struct wg_device *dev = s->c.dev;
+	unsigned units;
+
+	if (!s->vnet) {
+		for (unsigned i = 0; i < s->n_pkts; i++)
+			if (write(dev->tun_fd, s->pkts[i].data, s->pkts[i].len) < 0)
+				atomic_fetch_add(&dev->stats.tx_errors, 1);
+		return;
+	}
+	if (!s->coalesce) {
+		for (unsigned i = 0; i < s->n_pkts; i++) {
+			uint8_t *p = s->pkts[i].data - VNET_HDR_LEN;
+			memset(p, 0, VNET_HDR_LEN);
+			if (write(dev->tun_fd, p, s->pkts[i].len + VNET_HDR_LEN) < 0)
+				atomic_fetch_add(&dev->stats.tx_errors, 1);
+		}
+		return;
+	}
+	units = gro_coalesce(s->pkts, s->n_pkts, s->out, s->unit_start, s->unit_iovcnt);
+	for (unsigned u = 0; u < units; u++) {
+		if (writev(dev->tun_fd, s->out + s->unit_start[u], (int)s->unit_iovcnt[u]) >= 0)
+			continue;
+		atomic_fetch_add(&dev->stats.tx_errors, s->unit_iovcnt[u]);
+		if (errno == EINVAL && s->unit_iovcnt[u] > 1) {
+			log_warn("the TUN refused a coalesced packet; writing packets one by one");
+			s->coalesce = false;
+		}
+	}
 }
 
 struct rx_state *rx_state_new(struct wg_device *dev)
@@ -531,6 +613,10 @@ struct rx_state *rx_state_new(struct wg_device *dev)
 	if (s && dp_thread_init(&s->c, dev, RX_BUF_SIZE) < 0) {
 		free(s);
 		s = NULL;
+	}
+	if (s) {
+		s->vnet = dev->tun_offloads & TUN_OFFLOAD_VNET_HDR;
+		s->coalesce = true;
 	}
 	return s;
 }
@@ -553,22 +639,23 @@ void *rx_thread_main(void *arg)
 
 		atomic_store(&dev->rx_fd_in_use, fd);
 		for (unsigned i = 0; i < RX_BATCH; i++) {
-			s->iovs[i] = (struct iovec){.iov_base = s->c.bufs[i], .iov_len = RX_BUF_SIZE};
+			s->iovs[i] =
+				(struct iovec){.iov_base = s->c.bufs[i], .iov_len = RX_BUF_SIZE};
 			s->msgs[i].msg_hdr = (struct msghdr){
 				.msg_name = &s->names[i],
 				.msg_namelen = sizeof(s->names[i]),
 				.msg_iov = &s->iovs[i],
 				.msg_iovlen = 1,
+				.msg_control = s->ctrl[i].buf,
+				.msg_controllen = sizeof(s->ctrl[i].buf),
 			};
 		}
 		/* Blocks for the first message, then takes what is queued. */
 		n = recvmmsg(fd, s->msgs, RX_BATCH, MSG_WAITFORONE, NULL);
 		if (n <= 0)
 			continue; /* timeout, shutdown for a rebind, or EINTR */
-		unsigned out = rx_process_batch(s, (unsigned)n);
-		for (unsigned i = 0; i < out; i++)
-			if (write(dev->tun_fd, s->out[i].iov_base, s->out[i].iov_len) < 0)
-				atomic_fetch_add(&dev->stats.tx_errors, 1);
+		rx_process_batch(s, (unsigned)n);
+		rx_deliver(s);
 	}
 	atomic_store(&dev->rx_fd_in_use, -1);
 	return NULL;

@@ -5,6 +5,7 @@
  */
 #include <endian.h>
 #include <errno.h>
+#include <netinet/udp.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,9 +16,9 @@
 #include "lib/clock.h"
 #include "lib/log.h"
 #include "wg/device.h"
-
-#define TX_BATCH    DP_BATCH
-#define TX_BUF_SIZE (MESSAGE_DATA_HEADER_LEN + 65535 + NOISE_AUTHTAG_LEN + MESSAGE_PADDING_MULTIPLE)
+#include "wg/offload.h"
+#include "wg/tun.h"
+#include "wg/udp.h"
 
 static inline void put_le32(void *p, uint32_t v)
 {
@@ -256,19 +257,53 @@ void send_keepalive(struct wg_peer *peer)
 
 /* --- the tx thread -------------------------------------------------------- */
 
+/*
+ * One batch: up to TX_MAX_READS reads from the TUN (each a packet or a
+ * TSO/USO super-packet split into segments), into TX_SLOTS fixed slots with
+ * a message header's room before each packet and padding and tag room after
+ * it; then, under one read lock, allowed IPs, sealing in place, and grouping
+ * into UDP GSO sends; then one sendmmsg for the whole batch.
+ */
+#define TX_SLOTS     256
+#define TX_MAX_READS 64
+#define TX_OVERFLOW  65536 /* a super-packet's bytes past the first slot */
+
 struct tx_state {
 	struct dp_thread c; /* first: what every data-path thread owns */
-	size_t lens[TX_BATCH];
-	struct mmsghdr msgs[TX_BATCH];
-	struct iovec iovs[TX_BATCH];
-	union sockaddr_inet names[TX_BATCH];
+	uint8_t *slots;
+	size_t slot_size; /* header + slot_cap + tag */
+	size_t slot_cap;  /* plaintext bytes a slot holds, padding included */
+	uint8_t *rbuf;	  /* a super-packet, contiguous: slot_cap + TX_OVERFLOW */
+	uint8_t vhdr[VNET_HDR_LEN];
+	bool vnet;
+	int gso_fd; /* the socket gso was probed on */
+	bool gso;
+	size_t lens[TX_SLOTS];
+	uint8_t *segp[OFFLOAD_MAX_SEGS];
+	/* Sends: one msghdr per GSO group (or per message without GSO). */
+	unsigned n_groups, n_iov;
+	struct mmsghdr msgs[TX_SLOTS];
+	struct iovec iovs[TX_SLOTS];
+	union sockaddr_inet names[TX_SLOTS];
+	uint16_t group_seg[TX_SLOTS]; /* segment size; 0 once closed */
+	uint16_t group_bytes[TX_SLOTS];
+	unsigned group_run[TX_SLOTS];
+	union {
+		char buf[CMSG_SPACE(sizeof(uint16_t))];
+		struct cmsghdr align;
+	} ctrl[TX_SLOTS];
 	/* Sealed packets for relay paths: handed to the event loop per batch. */
 	unsigned n_relayed;
-	unsigned relayed[TX_BATCH]; /* indices into c.bufs */
-	size_t relayed_lens[TX_BATCH];
-	union sockaddr_inet relayed_paths[TX_BATCH];
-	uint8_t relayed_keys[TX_BATCH][NOISE_PUBLIC_KEY_LEN];
+	unsigned relayed[TX_SLOTS]; /* slot indices */
+	size_t relayed_lens[TX_SLOTS];
+	union sockaddr_inet relayed_paths[TX_SLOTS];
+	uint8_t relayed_keys[TX_SLOTS][NOISE_PUBLIC_KEY_LEN];
 };
+
+static inline uint8_t *tx_slot(const struct tx_state *s, unsigned i)
+{
+	return s->slots + (size_t)i * s->slot_size;
+}
 
 static const uint8_t *inner_destination(const uint8_t *pkt, size_t len, int *family)
 {
@@ -283,27 +318,119 @@ static const uint8_t *inner_destination(const uint8_t *pkt, size_t len, int *fam
 	return NULL;
 }
 
-/* Reads up to TX_BATCH packets; returns how many (0 when idle or stopping). */
-static unsigned tx_read_batch(struct tx_state *s)
+static void tx_drop(struct tx_state *s)
 {
-	struct wg_device *dev = s->c.dev;
-	struct pollfd pfd[2] = {{.fd = dev->tun_fd, .events = POLLIN},
-				{.fd = dev->stop_efd, .events = POLLIN}};
-	unsigned n = 0;
-
-	if (poll(pfd, 2, 1000) <= 0 || (pfd[1].revents & POLLIN))
-		return 0;
-	while (n < TX_BATCH) {
-		ssize_t r = read(dev->tun_fd, s->c.bufs[n] + MESSAGE_DATA_HEADER_LEN, 65535);
-		if (r <= 0)
-			break;
-		s->lens[n++] = (size_t)r;
-	}
-	return n;
+	atomic_fetch_add_explicit(&s->c.dev->stats.tx_errors, 1, memory_order_relaxed);
 }
 
-/* Seals the batch under the read lock; returns the messages to send. */
-static unsigned tx_seal_batch(struct tx_state *s, unsigned n)
+static void tx_flush(struct tx_state *s, unsigned used);
+
+/* A super-packet (now contiguous in rbuf) into segments from slot *used. */
+static void tx_split(struct tx_state *s, const struct vnet_hdr *h, size_t len, unsigned *used)
+{
+	int segs = offload_split_count(h, s->rbuf, len);
+
+	if (segs < 0 || segs > TX_SLOTS) {
+		tx_drop(s);
+		return;
+	}
+	if (*used + (unsigned)segs > TX_SLOTS) {
+		tx_flush(s, *used);
+		*used = 0;
+	}
+	for (int i = 0; i < segs; i++)
+		s->segp[i] = tx_slot(s, *used + (unsigned)i) + MESSAGE_DATA_HEADER_LEN;
+	segs = offload_split(h, s->rbuf, len, s->segp, s->slot_cap - MESSAGE_PADDING_MULTIPLE,
+			     &s->lens[*used], (unsigned)segs);
+	if (segs < 0)
+		tx_drop(s);
+	else
+		*used += (unsigned)segs;
+}
+
+/*
+ * Reads one packet into slot *used, or a super-packet, split into slots.
+ * The read lands in the slot; only what overflows it (a super-packet) lands
+ * in rbuf, which then gets the slot's part too.  Returns 0, or -EAGAIN when
+ * the TUN is empty (or -errno).
+ */
+static int tx_read_one(struct tx_state *s, unsigned *used)
+{
+	uint8_t *slot = tx_slot(s, *used) + MESSAGE_DATA_HEADER_LEN;
+	size_t cap = s->slot_cap - MESSAGE_PADDING_MULTIPLE;
+	struct iovec iov[3];
+	struct vnet_hdr h = {0};
+	int k = 0;
+	ssize_t r;
+	size_t len;
+
+	if (s->vnet)
+		iov[k++] = (struct iovec){.iov_base = s->vhdr, .iov_len = VNET_HDR_LEN};
+	iov[k++] = (struct iovec){.iov_base = slot, .iov_len = cap};
+	iov[k++] = (struct iovec){.iov_base = s->rbuf + cap, .iov_len = TX_OVERFLOW};
+	r = readv(s->c.dev->tun_fd, iov, k);
+	if (r < 0)
+		return -errno;
+	len = (size_t)r;
+	if (s->vnet) {
+		if (len < VNET_HDR_LEN)
+			return 0;
+		vnet_hdr_read(s->vhdr, &h);
+		len -= VNET_HDR_LEN;
+	}
+	if ((h.gso_type & ~VNET_HDR_GSO_ECN) == VNET_HDR_GSO_NONE) {
+		if (len > cap ||
+		    ((h.flags & VNET_HDR_F_NEEDS_CSUM) &&
+		     offload_csum_complete(slot, len, h.csum_start, h.csum_offset) < 0)) {
+			tx_drop(s);
+			return 0;
+		}
+		s->lens[(*used)++] = len;
+		return 0;
+	}
+	memcpy(s->rbuf, slot, len < cap ? len : cap);
+	tx_split(s, &h, len, used);
+	return 0;
+}
+
+/* Queues sealed slot i (mlen bytes) for ep, in the open GSO group if it fits. */
+static void tx_queue(struct tx_state *s, unsigned i, size_t mlen, const union sockaddr_inet *ep,
+		     unsigned run)
+{
+	unsigned g = s->n_groups;
+
+	if (g && s->gso) {
+		unsigned o = g - 1;
+		struct msghdr *m = &s->msgs[o].msg_hdr;
+		if (s->group_run[o] == run && s->group_seg[o] && mlen <= s->group_seg[o] &&
+		    m->msg_iovlen < UDP_GSO_MAX_SEGS &&
+		    s->group_bytes[o] + mlen <= UDP_GSO_MAX_BYTES) {
+			s->iovs[s->n_iov++] =
+				(struct iovec){.iov_base = tx_slot(s, i), .iov_len = mlen};
+			m->msg_iovlen++;
+			s->group_bytes[o] = (uint16_t)(s->group_bytes[o] + mlen);
+			if (mlen < s->group_seg[o])
+				s->group_seg[o] = 0; /* a short one ends a group */
+			return;
+		}
+	}
+	s->names[g] = *ep;
+	s->group_seg[g] = (uint16_t)mlen;
+	s->group_bytes[g] = (uint16_t)mlen;
+	s->group_run[g] = run;
+	s->iovs[s->n_iov] = (struct iovec){.iov_base = tx_slot(s, i), .iov_len = mlen};
+	s->msgs[g].msg_hdr = (struct msghdr){
+		.msg_name = &s->names[g],
+		.msg_namelen = endpoint_len(ep),
+		.msg_iov = &s->iovs[s->n_iov],
+		.msg_iovlen = 1,
+	};
+	s->n_iov++;
+	s->n_groups++;
+}
+
+/* Seals the batch under the read lock, grouping messages for sending. */
+static void tx_seal_batch(struct tx_state *s, unsigned n)
 {
 	struct wg_device *dev = s->c.dev;
 	uint64_t now = clock_mono_ns();
@@ -311,18 +438,33 @@ static unsigned tx_seal_batch(struct tx_state *s, unsigned n)
 	union sockaddr_inet run_ep;
 	bool run_has_ep = false;
 	size_t run_bytes = 0;
-	unsigned out = 0;
+	unsigned run = 0;
+	/* The last destination looked up: a batch is mostly one flow. */
+	uint8_t last_dst[16];
+	int last_family = 0;
+	struct wg_peer *last_peer = NULL;
 
+	s->n_groups = s->n_iov = 0;
 	pthread_rwlock_rdlock(&dev->lock);
 	for (unsigned i = 0; i < n; i++) {
-		uint8_t *pkt = s->c.bufs[i] + MESSAGE_DATA_HEADER_LEN;
-		int family;
+		uint8_t *pkt = tx_slot(s, i) + MESSAGE_DATA_HEADER_LEN;
+		int family = 0;
 		const uint8_t *dst = inner_destination(pkt, s->lens[i], &family);
-		struct wg_peer *peer =
-			dst ? allowedips_lookup(&dev->allowedips, family, dst) : NULL;
+		size_t alen = family == AF_INET ? 4 : 16;
+		struct wg_peer *peer;
 		struct wg_keypair *kp;
 		size_t mlen;
 
+		if (!dst) {
+			peer = NULL;
+		} else if (family == last_family && !memcmp(dst, last_dst, alen)) {
+			peer = last_peer;
+		} else {
+			peer = allowedips_lookup(&dev->allowedips, family, dst);
+			last_family = family;
+			memcpy(last_dst, dst, alen);
+			last_peer = peer;
+		}
 		if (!peer) {
 			atomic_fetch_add_explicit(&dev->stats.tx_no_peer, 1, memory_order_relaxed);
 			continue;
@@ -334,6 +476,7 @@ static unsigned tx_seal_batch(struct tx_state *s, unsigned n)
 				note_sent(run_peer, run_bytes, true, now);
 			run_peer = peer;
 			run_bytes = 0;
+			run++;
 			run_has_ep = peer_get_endpoint(peer, &run_ep);
 			endpoint_for_socket(dev, &run_ep, &run_ep);
 		}
@@ -349,7 +492,7 @@ static unsigned tx_seal_batch(struct tx_state *s, unsigned n)
 						  memory_order_relaxed);
 			continue;
 		}
-		mlen = seal_data(dev, s->c.ctx, kp, s->c.bufs[i], s->lens[i]);
+		mlen = seal_data(dev, s->c.ctx, kp, tx_slot(s, i), s->lens[i]);
 		if (!mlen)
 			continue;
 		keep_key_fresh(dev, peer, kp, now);
@@ -362,20 +505,11 @@ static unsigned tx_seal_batch(struct tx_state *s, unsigned n)
 			memcpy(s->relayed_keys[r], peer->public_key, NOISE_PUBLIC_KEY_LEN);
 			continue;
 		}
-		s->names[out] = run_ep;
-		s->iovs[out] = (struct iovec){.iov_base = s->c.bufs[i], .iov_len = mlen};
-		s->msgs[out].msg_hdr = (struct msghdr){
-			.msg_name = &s->names[out],
-			.msg_namelen = endpoint_len(&run_ep),
-			.msg_iov = &s->iovs[out],
-			.msg_iovlen = 1,
-		};
-		out++;
+		tx_queue(s, i, mlen, &run_ep, run);
 	}
 	if (run_peer && run_bytes)
 		note_sent(run_peer, run_bytes, true, now);
 	pthread_rwlock_unlock(&dev->lock);
-	return out;
 }
 
 /* One lock and one wake-up for all of a batch's relayed packets. */
@@ -388,59 +522,145 @@ static void tx_hand_to_relays(struct tx_state *s)
 	pktq_lock(&dev->relay_q);
 	for (unsigned r = 0; r < s->n_relayed; r++)
 		if (!pktq_push_locked(&dev->relay_q, &s->relayed_paths[r], s->relayed_keys[r],
-				      s->c.bufs[s->relayed[r]], s->relayed_lens[r]))
+				      tx_slot(s, s->relayed[r]), s->relayed_lens[r]))
 			atomic_fetch_add_explicit(&dev->stats.tx_errors, 1, memory_order_relaxed);
 	pktq_unlock(&dev->relay_q);
 	s->n_relayed = 0;
 	ev_wakeup_signal(dev->wakeup);
 }
 
-static void tx_send_batch(struct tx_state *s, unsigned n)
+/* Gives the groups of more than one message their UDP_SEGMENT size. */
+static void tx_set_segments(struct tx_state *s)
 {
-	tx_hand_to_relays(s);
-	int fd = atomic_load(&s->c.dev->udp_fd);
-	unsigned sent = 0;
+	for (unsigned g = 0; g < s->n_groups; g++) {
+		struct msghdr *m = &s->msgs[g].msg_hdr;
+		struct cmsghdr *cm;
+		uint16_t seg;
 
+		if (m->msg_iovlen < 2)
+			continue;
+		seg = (uint16_t)m->msg_iov[0].iov_len;
+		m->msg_control = s->ctrl[g].buf;
+		m->msg_controllen = sizeof(s->ctrl[g].buf);
+		cm = CMSG_FIRSTHDR(m);
+		cm->cmsg_level = SOL_UDP;
+		cm->cmsg_type = UDP_SEGMENT;
+		cm->cmsg_len = CMSG_LEN(sizeof(seg));
+		memcpy(CMSG_DATA(cm), &seg, sizeof(seg));
+	}
+}
+
+/* The messages of a GSO group the kernel refused, one datagram each. */
+static void tx_send_apart(struct tx_state *s, int fd, const struct msghdr *m)
+{
+	for (size_t k = 0; k < m->msg_iovlen; k++)
+		if (sendto(fd, m->msg_iov[k].iov_base, m->msg_iov[k].iov_len, 0, m->msg_name,
+			   m->msg_namelen) < 0)
+			tx_drop(s);
+}
+
+static void tx_send_batch(struct tx_state *s, int fd)
+{
+	unsigned sent = 0, n = s->n_groups;
+
+	tx_hand_to_relays(s);
+	tx_set_segments(s);
 	while (sent < n && fd >= 0) {
 		int r = sendmmsg(fd, s->msgs + sent, n - sent, 0);
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			/* Unreachable destination and the like: skip that one. */
-			atomic_fetch_add(&s->c.dev->stats.tx_errors, 1);
-			sent++;
+		if (r >= 0) {
+			sent += (unsigned)r;
 			continue;
 		}
-		sent += (unsigned)r;
+		if (errno == EINTR)
+			continue;
+		if (s->msgs[sent].msg_hdr.msg_controllen && (errno == EIO || errno == EINVAL)) {
+			/* The route's device cannot take GSO: never again on
+			 * this socket; this group goes apart. */
+			log_warn("UDP GSO refused, sending datagrams one by one error=\"%s\"",
+				 strerror(errno));
+			s->gso = false;
+			tx_send_apart(s, fd, &s->msgs[sent].msg_hdr);
+		} else {
+			/* Unreachable destination and the like: skip that one. */
+			atomic_fetch_add_explicit(&s->c.dev->stats.tx_errors,
+						  s->msgs[sent].msg_hdr.msg_iovlen,
+						  memory_order_relaxed);
+		}
+		sent++;
 	}
+}
+
+static void tx_flush(struct tx_state *s, unsigned used)
+{
+	int fd = atomic_load(&s->c.dev->udp_fd);
+
+	if (fd != s->gso_fd) {
+		s->gso_fd = fd;
+		s->gso = fd >= 0 && udp_gso_supported(fd);
+	}
+	tx_seal_batch(s, used);
+	tx_send_batch(s, fd);
 }
 
 struct tx_state *tx_state_new(struct wg_device *dev)
 {
 	struct tx_state *s = calloc(1, sizeof(*s));
+	size_t mtu = dev->mtu > 0 ? (size_t)dev->mtu : WG_DEFAULT_MTU;
 
-	if (s && dp_thread_init(&s->c, dev, TX_BUF_SIZE) < 0) {
+	if (!s)
+		return NULL;
+	/* Slots hold an MTU-sized packet with its padding (dp_thread's own
+	 * buffers go unused but for its cipher context). */
+	s->slot_cap =
+		((mtu + MESSAGE_PADDING_MULTIPLE - 1) & ~(size_t)(MESSAGE_PADDING_MULTIPLE - 1)) +
+		MESSAGE_PADDING_MULTIPLE;
+	s->slot_size =
+		(MESSAGE_DATA_HEADER_LEN + s->slot_cap + NOISE_AUTHTAG_LEN + 63) & ~(size_t)63;
+	s->vnet = dev->tun_offloads & TUN_OFFLOAD_VNET_HDR;
+	s->gso_fd = -1;
+	s->slots = aligned_alloc(64, s->slot_size * TX_SLOTS);
+	s->rbuf = malloc(s->slot_cap + TX_OVERFLOW);
+	if (!s->slots || !s->rbuf || dp_thread_init(&s->c, dev, 64) < 0) {
+		free(s->slots);
+		free(s->rbuf);
 		free(s);
-		s = NULL;
+		return NULL;
 	}
 	return s;
 }
 
 void tx_state_free(struct tx_state *s)
 {
-	if (s)
-		dp_thread_destroy(&s->c);
+	if (!s)
+		return;
+	dp_thread_destroy(&s->c);
+	free(s->slots);
+	free(s->rbuf);
 	free(s);
+}
+
+/* Waits for the TUN, then reads until it is empty or the slots are full. */
+static void tx_batch(struct tx_state *s)
+{
+	struct wg_device *dev = s->c.dev;
+	struct pollfd pfd[2] = {{.fd = dev->tun_fd, .events = POLLIN},
+				{.fd = dev->stop_efd, .events = POLLIN}};
+	unsigned used = 0;
+
+	if (poll(pfd, 2, 1000) <= 0 || (pfd[1].revents & POLLIN))
+		return;
+	for (unsigned reads = 0; reads < TX_MAX_READS && used < TX_SLOTS; reads++)
+		if (tx_read_one(s, &used) < 0)
+			break;
+	if (used)
+		tx_flush(s, used);
 }
 
 void *tx_thread_main(void *arg)
 {
 	struct tx_state *s = arg;
 
-	while (!atomic_load(&s->c.dev->stopping)) {
-		unsigned n = tx_read_batch(s);
-		if (n)
-			tx_send_batch(s, tx_seal_batch(s, n));
-	}
+	while (!atomic_load(&s->c.dev->stopping))
+		tx_batch(s);
 	return NULL;
 }

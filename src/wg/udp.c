@@ -4,12 +4,14 @@
 
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
 
 #include "lib/addr.h"
+#include "wg/tun.h"
 
 static void set_buffers(int fd)
 {
@@ -55,6 +57,22 @@ static int bind_socket(int family, uint16_t port)
 	return fd;
 }
 
+bool udp_gso_supported(int fd)
+{
+	int size = 0;
+	socklen_t len = sizeof(size);
+
+	return !offload_disabled("gso") && getsockopt(fd, SOL_UDP, UDP_SEGMENT, &size, &len) == 0;
+}
+
+static void enable_gro(int fd)
+{
+	int on = 1;
+
+	if (!offload_disabled("gro"))
+		setsockopt(fd, SOL_UDP, UDP_GRO, &on, sizeof(on)); /* optional */
+}
+
 int udp_open(uint16_t port, uint32_t fwmark, uint16_t *bound_port)
 {
 	struct timeval timeout = {.tv_sec = 1};
@@ -67,6 +85,7 @@ int udp_open(uint16_t port, uint32_t fwmark, uint16_t *bound_port)
 	if (fd < 0)
 		return fd;
 	set_buffers(fd);
+	enable_gro(fd);
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
 	if (fwmark && udp_set_fwmark(fd, fwmark) < 0) {
 		int err = -errno;

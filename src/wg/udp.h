@@ -3,6 +3,7 @@
 #ifndef KNIT_WG_UDP_H
 #define KNIT_WG_UDP_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #define UDP_SOCKET_BUFFER (8 << 20)
@@ -15,5 +16,18 @@
  */
 int udp_open(uint16_t port, uint32_t fwmark, uint16_t *bound_port);
 int udp_set_fwmark(int fd, uint32_t fwmark);
+
+/*
+ * UDP GSO and GRO.  udp_open turns UDP_GRO on where the kernel has it (and
+ * KNIT_NO_OFFLOAD does not list "gro"): a read may then return several
+ * equal-sized datagrams from one source at once, their size in a UDP_GRO
+ * control message.  udp_gso_supported says whether sends on fd may carry a
+ * UDP_SEGMENT control message ("gso" in KNIT_NO_OFFLOAD says no).
+ */
+bool udp_gso_supported(int fd);
+/* The most datagrams one UDP_SEGMENT send may carry (the kernel's
+ * UDP_MAX_SEGMENTS; 64 in older kernels, so 64). */
+#define UDP_GSO_MAX_SEGS  64
+#define UDP_GSO_MAX_BYTES 65000
 
 #endif

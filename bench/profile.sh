@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Profiles both knitds while one TCP stream (iperf3) crosses them: perf
+# record -g on each for the run, then perf report's top entries.  For
+# reading, not for figures (bench/throughput.sh measures).
+#
+# Usage: bench/profile.sh [OUTDIR]   (SECONDS_PER_RUN=8; IPERF_ARGS="-u -b 2G"
+#        for UDP; KNIT_NO_OFFLOAD=... is passed to knitd)
+set -eu
+source "$(dirname "$0")/../tests/system/lib.sh"
+
+SECS=${SECONDS_PER_RUN:-8}
+OUT=${1:-$TMP/profile}
+mkdir -p "$OUT"
+
+netns_add a
+netns_add b
+veth a b
+n a ip addr add 192.168.241.1/24 dev eth0
+n b ip addr add 192.168.241.2/24 dev eth0
+KA=$(genkey); KB=$(genkey); PA=$(pubkey "$KA"); PB=$(pubkey "$KB")
+printf '[Interface]\nPrivateKey = %s\nListenPort = 51820\nAddress = 10.9.0.1/24\n[Peer]\nPublicKey = %s\nAllowedIPs = 10.9.0.2/32\nEndpoint = 192.168.241.2:51820\n' \
+	"$KA" "$PB" >"$TMP/ka.conf"
+printf '[Interface]\nPrivateKey = %s\nListenPort = 51820\nAddress = 10.9.0.2/24\n[Peer]\nPublicKey = %s\nAllowedIPs = 10.9.0.1/32\nEndpoint = 192.168.241.1:51820\n' \
+	"$KB" "$PA" >"$TMP/kb.conf"
+chmod 600 "$TMP"/*.conf
+start_knitd a "${RUN}ka" "$TMP/ka.conf"
+PID_A=$LAST_PID
+start_knitd b "${RUN}kb" "$TMP/kb.conf"
+PID_B=$LAST_PID
+n a ping -c 1 -W 2 10.9.0.2 >/dev/null
+bg b iperf3 -s -p 5201 --logfile "$TMP/iperf-server.log"
+wait_until 3 n b sh -c 'ss -ltn | grep -q :5201'
+
+# The knitd processes themselves (ip netns exec execs, so the PID is knitd's).
+perf record -g -o "$OUT/sender.data" -p "$PID_A" -- sleep "$((SECS + 1))" >/dev/null 2>&1 &
+PERF_A=$!
+perf record -g -o "$OUT/receiver.data" -p "$PID_B" -- sleep "$((SECS + 1))" >/dev/null 2>&1 &
+PERF_B=$!
+sleep 0.3
+n a iperf3 -c 10.9.0.2 -p 5201 -t "$SECS" -f g ${IPERF_ARGS:-} | tail -4
+wait "$PERF_A" "$PERF_B" || true
+for side in sender receiver; do
+	echo "== $side knitd: top self-time symbols"
+	perf report -i "$OUT/$side.data" --no-children --sort sym --stdio 2>/dev/null |
+		grep -E '^ +[0-9]' | head -n "${TOP:-25}"
+done
+echo "perf data in $OUT"
