@@ -128,3 +128,25 @@ stun_wait() {
 	[[ -f $RUNDIR/pid/natprobe-server ]] || return 0
 	wait_for 3 stun_listening || die "natprobe server did not listen on 4 sockets (log: $RUNDIR/log/natprobe-server.log)"
 }
+
+# router_renat ROUTER SPEC: give a running router another NAT kind in
+# place (knit-lab nat): its helpers stop, its tables and conntrack entries
+# go, its UDP timeouts return to the kernel's defaults, then router_nat
+# builds the new kind.  Not for a router behind a CGNAT.
+router_renat() {
+	local h=$1 spec=$2 n
+	[[ $h =~ ^router([1-9][0-9]?)$ ]] || die "nat: '$h' is not a router (routerN)"
+	n=${BASH_REMATCH[1]}
+	[[ -e /run/netns/$P-$h ]] || die "nat: no $h in lab $P"
+	[[ -e /run/netns/$P-cgnat$n ]] && die "nat: $h is behind a CGNAT; bring the lab up again instead"
+	nat_parse "$spec" >/dev/null || exit 1
+	stop_daemon "ctfilter-$h"
+	stop_daemon "miniupnpd-$h"
+	nsx "$h" nft delete table ip knitlab 2>/dev/null || true
+	nsx "$h" nft delete table inet miniupnpd 2>/dev/null || true
+	rm -f "$RUNDIR/$h-miniupnpd."*
+	nsx "$h" sysctl -q -w net.netfilter.nf_conntrack_udp_timeout=30 \
+		net.netfilter.nf_conntrack_udp_timeout_stream=120
+	nsx "$h" conntrack -F 2>/dev/null || true
+	router_nat "$h" "$spec" "$PUB_NET.$((10 + n))/24" "10.0.$n.0/24"
+}
