@@ -493,6 +493,13 @@ static void upnp_on_result(struct evloop *loop, int fd, uint32_t events, void *a
 	if (!upnp_worker_result(pm->upnp, &r))
 		return;
 	pm->upnp_busy = false;
+	/* A MAP result nobody waits for any more (portmap_restart() came in
+	 * between) still says whether the gateway speaks UPnP. */
+	if (r.cmd == UPNP_CMD_MAP && pm->active != P_UPNP) {
+		if (pm->probe[P_UPNP] == PROBE_PENDING)
+			probe_done(pm, P_UPNP, r.err == 0, r.why);
+		return;
+	}
 	if (r.cmd == UPNP_CMD_PROBE) {
 		probe_done(pm, P_UPNP, r.err == 0, r.why);
 	} else if (r.err == 0) {
@@ -637,7 +644,7 @@ static void start_round(struct portmap *pm)
 		return;
 	}
 	inet_ntop(AF_INET, &pm->gw, gw, sizeof(gw));
-	log_debug("port mapping: probing gateway=%s", gw);
+	log_info("port mapping: probing gateway=%s", gw);
 	pcp_start(pm, OP_PROBE, 0);
 	pmp_start(pm, OP_PROBE);
 	upnp_start(pm, UPNP_CMD_PROBE);
@@ -789,6 +796,21 @@ void portmap_free(struct portmap *pm)
 		upnp_worker_stop(pm->upnp, deadline);
 	}
 	free(pm);
+}
+
+void portmap_restart(struct portmap *pm)
+{
+	bool had = pm->mapped;
+	const char *name = pm->active >= 0 ? proto_name[pm->active] : "none";
+
+	evloop_timer_cancel(pm->loop, &pm->renew_timer);
+	evloop_timer_cancel(pm->loop, &pm->round_timer);
+	pm->mapped = false;
+	pm->backoff_s = 0;
+	log_info("port mapping: network changed, probing again");
+	if (had && pm->ops.changed)
+		pm->ops.changed(pm->arg, NULL, name);
+	start_round(pm);
 }
 
 bool portmap_current(const struct portmap *pm, union sockaddr_inet *external, const char **protocol)

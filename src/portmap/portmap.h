@@ -72,6 +72,12 @@ int portmap_new_config(struct portmap **out, struct evloop *loop,
 		       void *arg);
 /* Deletes the mapping at the gateway (waits 1 s at most) and frees. */
 void portmap_free(struct portmap *pm);
+/*
+ * The network changed (an address or the default route): forget the
+ * mapping without deleting it (the old gateway may be out of reach; the
+ * mapping expires there), report it lost if there was one, probe again now.
+ */
+void portmap_restart(struct portmap *pm);
 /* The mapping in force, if any; protocol may be NULL. */
 bool portmap_current(const struct portmap *pm, union sockaddr_inet *external,
 		     const char **protocol);
