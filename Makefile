@@ -40,7 +40,7 @@ endif
 
 # Layers (libknit.a): every directory of src/ that is not a program.
 # Programs: src/<program>/ and lab/<tool>/ (C helpers of the NAT lab).
-LAYERS   := lib crypto wg stun relay control net disco portmap netcheck
+LAYERS   := lib crypto wg stun relay control net disco portmap netcheck traversal
 LIB_SRCS := $(wildcard $(LAYERS:%=src/%/*.c))
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 LIBKNIT  := $(BUILD)/libknit.a
