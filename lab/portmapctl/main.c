@@ -35,7 +35,8 @@ static void usage(FILE *f)
 		   "Maps UDP port P at the default gateway (PCP, then NAT-PMP, then UPnP-IGD,\n"
 		   "or only --protocol), renews it at half its lifetime (--lifetime S asks\n"
 		   "for S seconds, default 7200) and deletes it on exit: after --hold S\n"
-		   "seconds, or on SIGINT/SIGTERM.  It binds UDP port P itself, as knitd\n"
+		   "seconds, or on SIGINT/SIGTERM; SIGHUP probes again, as after a network\n"
+		   "change (portmap_restart).  It binds UDP port P itself, as knitd\n"
 		   "does, and prints each datagram that arrives (--no-listen: it does not).\n"
 		   "--offered: print what the gateway offers once every probe has answered,\n"
 		   "and exit without mapping.  Lines on standard output:\n"
@@ -92,7 +93,13 @@ static void on_datagram(struct evloop *loop, int fd, uint32_t events, void *arg)
 
 static void on_signal(struct evloop *loop, int signo, void *arg)
 {
-	evloop_stop(loop);
+	struct ctl *c = arg;
+
+	/* SIGHUP: what knitd does when its network changes. */
+	if (signo == SIGHUP && c->pm)
+		portmap_restart(c->pm);
+	else
+		evloop_stop(loop);
 }
 
 static void on_hold(struct evloop *loop, struct ev_timer *t, void *arg)
@@ -198,8 +205,9 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	/* Signals before any thread (the UPnP worker) starts. */
-	evloop_add_signal(c.loop, SIGINT, on_signal, NULL);
-	evloop_add_signal(c.loop, SIGTERM, on_signal, NULL);
+	evloop_add_signal(c.loop, SIGINT, on_signal, &c);
+	evloop_add_signal(c.loop, SIGTERM, on_signal, &c);
+	evloop_add_signal(c.loop, SIGHUP, on_signal, &c);
 	if (listen && !c.exit_after_probe) {
 		fd = listen_udp(cfg.internal_port);
 		if (fd < 0 || evloop_add_fd(c.loop, fd, EPOLLIN, on_datagram, &c) < 0) {

@@ -155,6 +155,15 @@ for p in nat-pmp upnp; do
 	check "$p: the mapping still forwards after two lifetimes" wait_until 2 got "$TMP/$p.out" "late-$p"
 done
 
+# A network change (SIGHUP: portmap_restart): the mapping is reported lost,
+# and a new round maps again.
+remapped() { grep -q "^lost protocol=$2\$" "$1" && test "$(grep -c "^mapped protocol=$2 external=$EXT:$3\$" "$1")" -eq 2; }
+for p in nat-pmp upnp; do
+	kill -HUP "${PID[$p]}"
+	check "$p: after a network change the mapping is reported lost, then obtained again" \
+		wait_until 5 remapped "$TMP/$p.out" "$p" "${EXTP[$p]}"
+done
+
 # Stop: SIGTERM; the mapping is gone from the gateway within the 1 s budget.
 for p in nat-pmp upnp; do
 	stop_pid "${PID[$p]}"
