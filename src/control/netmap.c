@@ -51,6 +51,38 @@ json_t *json_endpoints(const union sockaddr_inet *eps, unsigned n)
 	return arr;
 }
 
+json_t *netmap_nat_to_json(const struct nat_class *c)
+{
+	return json_pack("{s:b,s:b,s:b,s:s,s:s}", "udp", c->udp, "public", c->public_address,
+			 "port_mapped", c->port_mapped, "mapping", nat_mapping_name(c->mapping),
+			 "filtering", nat_filtering_name(c->filtering));
+}
+
+int netmap_nat_from_json(const json_t *j, struct nat_class *out)
+{
+	const char *m = json_string_value(json_object_get(j, "mapping"));
+	const char *f = json_string_value(json_object_get(j, "filtering"));
+	int mi = -1, fi = -1;
+
+	memset(out, 0, sizeof(*out));
+	if (!json_is_object(j) || !m || !f || !json_is_boolean(json_object_get(j, "udp")))
+		return -EINVAL;
+	for (int i = NAT_MAP_UNKNOWN; i <= NAT_MAP_ADPM; i++)
+		if (!strcmp(m, nat_mapping_name(i)))
+			mi = i;
+	for (int i = NAT_FILTER_UNKNOWN; i <= NAT_FILTER_ADPF; i++)
+		if (!strcmp(f, nat_filtering_name(i)))
+			fi = i;
+	if (mi < 0 || fi < 0)
+		return -EINVAL;
+	out->udp = json_is_true(json_object_get(j, "udp"));
+	out->public_address = json_is_true(json_object_get(j, "public"));
+	out->port_mapped = json_is_true(json_object_get(j, "port_mapped"));
+	out->mapping = mi;
+	out->filtering = fi;
+	return 0;
+}
+
 json_t *netmap_peer_to_json(const struct netmap_peer *p)
 {
 	char v4[INET_ADDRSTRLEN], v6[INET6_ADDRSTRLEN];
@@ -67,6 +99,8 @@ json_t *netmap_peer_to_json(const struct netmap_peer *p)
 		json_decref(j);
 		j = NULL;
 	}
+	if (j && p->has_nat)
+		json_object_set_new(j, "nat", netmap_nat_to_json(&p->nat));
 	return j;
 }
 
@@ -119,6 +153,12 @@ int netmap_peer_from_json(const json_t *j, struct netmap_peer *out, const char *
 	if (!json_is_boolean(json_object_get(j, "online")))
 		return -EINVAL;
 	out->online = json_is_true(json_object_get(j, "online"));
+	*why = "peer has a bad nat class";
+	if (json_object_get(j, "nat")) {
+		if (netmap_nat_from_json(json_object_get(j, "nat"), &out->nat) < 0)
+			return -EINVAL;
+		out->has_nat = true;
+	}
 	out->id = id;
 	out->home_relay = (int)relay;
 	*why = NULL;

@@ -24,6 +24,7 @@
 #include <stdint.h>
 
 #include "lib/addr.h"
+#include "traversal/plan.h"
 
 #define NETMAP_MAX_ENDPOINTS 16
 #define NETMAP_NAME_LEN	     64
@@ -41,6 +42,8 @@ struct netmap_peer {
 	unsigned n_endpoints;
 	int home_relay; /* 0: none */
 	bool online;
+	bool has_nat;	      /* the node has run netcheck */
+	struct nat_class nat; /* its NAT, as its netcheck saw it */
 };
 
 struct netmap_relay {
@@ -57,6 +60,10 @@ json_t *netmap_relay_to_json(const struct netmap_relay *r);
 /* Return 0, or -EINVAL with why set to a static reason. */
 int netmap_peer_from_json(const json_t *j, struct netmap_peer *out, const char **why);
 int netmap_relay_from_json(const json_t *j, struct netmap_relay *out, const char **why);
+
+/* A NAT class as {"udp", "public", "port_mapped", "mapping", "filtering"}. */
+json_t *netmap_nat_to_json(const struct nat_class *c);
+int netmap_nat_from_json(const json_t *j, struct nat_class *out);
 
 /* Small JSON helpers for untrusted objects: -EINVAL when missing or wrong. */
 int json_get_key(const json_t *obj, const char *field, uint8_t key[32]);

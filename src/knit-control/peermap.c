@@ -249,6 +249,8 @@ void node_entry(const struct node_rt *node, struct netmap_peer *out)
 	out->n_endpoints = node->n_endpoints;
 	out->home_relay = node->home_relay;
 	out->online = node->session != NULL;
+	out->has_nat = node->has_nat;
+	out->nat = node->nat;
 }
 
 static json_t *entry_json(const struct node_rt *node)

@@ -33,6 +33,8 @@ struct node_rt {
 	union sockaddr_inet endpoints[NETMAP_MAX_ENDPOINTS];
 	unsigned n_endpoints;
 	int home_relay;
+	bool has_nat;
+	struct nat_class nat; /* what its netcheck saw, passed on to peers */
 	bool dirty;
 	bool removed;	   /* gone from the store: announce, then free */
 	bool visible_sent; /* peers were last told it exists */

@@ -85,6 +85,16 @@ static void node_update(struct session *s, struct node_rt *r, json_t *msg)
 			log_warn("bad endpoints ignored node=%s peer=%s", r->n.name,
 				 ctl_conn_peer_name(s->conn));
 	}
+	if (json_object_get(msg, "nat")) {
+		struct nat_class nat;
+		if (netmap_nat_from_json(json_object_get(msg, "nat"), &nat) == 0) {
+			r->nat = nat;
+			r->has_nat = true;
+		} else {
+			log_warn("bad nat class ignored node=%s peer=%s", r->n.name,
+				 ctl_conn_peer_name(s->conn));
+		}
+	}
 	if (json_is_integer(relay) && json_integer_value(relay) >= 0 &&
 	    json_integer_value(relay) <= 65535)
 		r->home_relay = (int)json_integer_value(relay);
