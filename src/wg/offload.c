@@ -311,25 +311,40 @@ int offload_split(const struct vnet_hdr *h, const uint8_t *pkt, size_t len, uint
 
 /* --- coalescing ---------------------------------------------------------- */
 
-/* Marks p a candidate (hdr_len set) when it is a TCP segment GRO may merge. */
-static void gro_classify(struct gro_pkt *p)
+/*
+ * Marks p a candidate (hdr_len set) when it is a TCP segment GRO may merge,
+ * or (with udp) a UDP datagram.
+ */
+static void gro_classify(struct gro_pkt *p, bool udp)
 {
 	const uint8_t *d = p->data;
 	size_t iphl, thl;
-	uint8_t flags;
+	uint8_t flags, proto;
 
 	p->hdr_len = 0;
-	if (p->len >= 40 && d[0] == 0x45) { /* IPv4 without options */
+	if (p->len >= 28 && d[0] == 0x45) { /* IPv4 without options */
 		iphl = 20;
-		if (d[9] != IPPROTO_TCP_ || get_be16(d + 2) != p->len || (d[6] & 0x3f) || d[7])
+		proto = d[9];
+		if (get_be16(d + 2) != p->len || (d[6] & 0x3f) || d[7])
 			return;
-	} else if (p->len >= 60 && d[0] >> 4 == 6) {
+	} else if (p->len >= 48 && d[0] >> 4 == 6) {
 		iphl = 40;
-		if (d[6] != IPPROTO_TCP_ || (size_t)get_be16(d + 4) + 40 != p->len)
+		proto = d[6];
+		if ((size_t)get_be16(d + 4) + 40 != p->len)
 			return;
 	} else {
 		return;
 	}
+	p->udp = proto == IPPROTO_UDP_;
+	if (p->udp) {
+		/* Its own length must be the packet's; one without payload
+		 * stays alone. */
+		if (udp && get_be16(d + iphl + 4) == p->len - iphl && p->len > iphl + 8)
+			p->hdr_len = (uint16_t)(iphl + 8);
+		return;
+	}
+	if (proto != IPPROTO_TCP_ || p->len < iphl + 20)
+		return;
 	thl = (size_t)(d[iphl + 12] >> 4) * 4;
 	flags = d[iphl + 13];
 	if (thl < 20 || iphl + thl >= p->len || (flags != TCP_ACK && flags != (TCP_ACK | TCP_PSH)))
@@ -347,7 +362,7 @@ static bool gro_same_flow(const struct gro_pkt *a, const struct gro_pkt *b)
 {
 	size_t iphl = gro_iphl(a);
 
-	if ((a->data[0] >> 4) != (b->data[0] >> 4))
+	if ((a->data[0] >> 4) != (b->data[0] >> 4) || a->udp != b->udp)
 		return false;
 	if (iphl == 20)
 		return !memcmp(a->data + 12, b->data + 12, 8) &&
@@ -371,6 +386,8 @@ static bool gro_can_append(const struct gro_pkt *h, const struct gro_pkt *p)
 	} else if (memcmp(a, b, 4) || a[7] != b[7]) { /* class, flow label, hop limit */
 		return false;
 	}
+	if (h->udp)
+		return true;
 	if (get_be32(b + iphl + 4) != h->seq_next)
 		return false;
 	/* Same ack and the same options, byte for byte, as Linux requires. */
@@ -395,16 +412,21 @@ static void gro_finish(struct gro_pkt *h)
 		}
 		if (h->psh)
 			d[iphl + 13] |= TCP_PSH;
+		if (h->udp)
+			put_be16(d + iphl + 4, (uint16_t)(h->total - iphl));
 		/* A partial checksum: the kernel trusts it (the AEAD did the
 		 * checking), as Linux's WireGuard marks what it decrypts. */
-		c = csum_fold(pseudo_sum(d, iphl == 40, IPPROTO_TCP_, h->total - (uint32_t)iphl));
-		memcpy(d + iphl + 16, &c, 2);
+		c = csum_fold(pseudo_sum(d, iphl == 40, h->udp ? IPPROTO_UDP_ : IPPROTO_TCP_,
+					 h->total - (uint32_t)iphl));
+		v.csum_offset = h->udp ? 6 : 16;
+		memcpy(d + iphl + v.csum_offset, &c, 2);
 		v.flags = VNET_HDR_F_NEEDS_CSUM;
-		v.gso_type = iphl == 20 ? VNET_HDR_GSO_TCPV4 : VNET_HDR_GSO_TCPV6;
+		v.gso_type = h->udp	  ? VNET_HDR_GSO_UDP_L4
+			     : iphl == 20 ? VNET_HDR_GSO_TCPV4
+					  : VNET_HDR_GSO_TCPV6;
 		v.hdr_len = h->hdr_len;
 		v.gso_size = (uint16_t)(h->len - h->hdr_len);
 		v.csum_start = (uint16_t)iphl;
-		v.csum_offset = 16;
 	}
 	vnet_hdr_write(d - VNET_HDR_LEN, &v);
 }
@@ -415,8 +437,8 @@ static void gro_close(uint32_t *open, unsigned *n_open, unsigned k)
 	(*n_open)--;
 }
 
-unsigned gro_coalesce(struct gro_pkt *pkts, unsigned n, struct iovec *iov, unsigned *unit_start,
-		      unsigned *unit_iovcnt)
+unsigned gro_coalesce(struct gro_pkt *pkts, unsigned n, bool udp, struct iovec *iov,
+		      unsigned *unit_start, unsigned *unit_iovcnt)
 {
 	uint32_t open[GRO_MAX_FLOWS];
 	unsigned n_open = 0, units = 0, n_iov = 0;
@@ -430,10 +452,12 @@ unsigned gro_coalesce(struct gro_pkt *pkts, unsigned n, struct iovec *iov, unsig
 		p->total = (uint32_t)p->len;
 		p->count = 1;
 		p->head = true;
-		gro_classify(p);
+		gro_classify(p, udp);
 		if (!p->hdr_len)
 			continue;
-		p->seq_next = get_be32(p->data + gro_iphl(p) + 4) + (uint32_t)(p->len - p->hdr_len);
+		if (!p->udp)
+			p->seq_next = get_be32(p->data + gro_iphl(p) + 4) +
+				      (uint32_t)(p->len - p->hdr_len);
 		opens = !p->psh;
 		for (unsigned k = 0; k < n_open; k++) {
 			struct gro_pkt *h = &pkts[open[k]];
@@ -444,7 +468,7 @@ unsigned gro_coalesce(struct gro_pkt *pkts, unsigned n, struct iovec *iov, unsig
 				pkts[h->tail].next = (int32_t)i;
 				h->tail = i;
 				h->total += (uint32_t)pl;
-				h->seq_next += (uint32_t)pl;
+				h->seq_next += (uint32_t)pl; /* TCP only */
 				h->count++;
 				h->psh = p->psh;
 				p->head = false;

@@ -82,7 +82,10 @@ int offload_split_count(const struct vnet_hdr *h, const uint8_t *pkt, size_t len
  * of the others.  Only TCP segments that Linux's own GRO would merge are
  * merged: same flow and ack, consecutive sequence numbers, same IP and TCP
  * options, ACK (and a final PSH) only, full-sized but for the last.  Order
- * is kept within a flow.  iov, unit_start and unit_iovcnt hold n entries
+ * is kept within a flow.  With udp (a TUN that took USO), UDP datagrams of
+ * one flow and one size (the last may be shorter) are merged too, into a
+ * GSO_UDP_L4 packet the kernel splits again; their IPv4 ids are not kept.
+ * iov, unit_start and unit_iovcnt hold n entries
  * each.  Returns the number of units; unit k is unit_iovcnt[k] entries of
  * iov from unit_start[k].
  */
@@ -101,9 +104,10 @@ struct gro_pkt {
 	uint16_t hdr_len; /* IP + TCP headers; 0 when not a candidate */
 	bool head;
 	bool psh;
+	bool udp;
 };
 
-unsigned gro_coalesce(struct gro_pkt *pkts, unsigned n, struct iovec *iov, unsigned *unit_start,
-		      unsigned *unit_iovcnt);
+unsigned gro_coalesce(struct gro_pkt *pkts, unsigned n, bool udp, struct iovec *iov,
+		      unsigned *unit_start, unsigned *unit_iovcnt);
 
 #endif

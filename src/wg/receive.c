@@ -330,7 +330,8 @@ struct rx_state {
 		struct cmsghdr align;
 	} ctrl[RX_BATCH];
 	bool vnet;
-	bool coalesce; /* off once the TUN refused a coalesced packet */
+	bool coalesce;	   /* off once the TUN refused a coalesced packet */
+	bool coalesce_udp; /* the TUN took USO: it takes GSO_UDP_L4 writes */
 	unsigned n_pkts;
 	struct gro_pkt pkts[RX_MAX_PKTS]; /* plaintext to write to the TUN */
 	struct iovec out[RX_MAX_PKTS];
@@ -594,7 +595,8 @@ static void rx_deliver(struct rx_state *s)
 		}
 		return;
 	}
-	units = gro_coalesce(s->pkts, s->n_pkts, s->out, s->unit_start, s->unit_iovcnt);
+	units = gro_coalesce(s->pkts, s->n_pkts, s->coalesce_udp, s->out, s->unit_start,
+			     s->unit_iovcnt);
 	for (unsigned u = 0; u < units; u++) {
 		if (writev(dev->tun_fd, s->out + s->unit_start[u], (int)s->unit_iovcnt[u]) >= 0)
 			continue;
@@ -617,6 +619,8 @@ struct rx_state *rx_state_new(struct wg_device *dev)
 	if (s) {
 		s->vnet = dev->tun_offloads & TUN_OFFLOAD_VNET_HDR;
 		s->coalesce = true;
+		s->coalesce_udp = (dev->tun_offloads & (TUN_OFFLOAD_USO4 | TUN_OFFLOAD_USO6)) ==
+				  (TUN_OFFLOAD_USO4 | TUN_OFFLOAD_USO6);
 	}
 	return s;
 }

@@ -18,7 +18,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define CAP	 1500
 #define MAX_SEGS 64
 
-static void coalesce_and_check(struct gro_pkt *g, unsigned n)
+static void coalesce_and_check(struct gro_pkt *g, unsigned n, bool udp)
 {
 	struct iovec iov[MAX_SEGS];
 	unsigned start[MAX_SEGS], cnt[MAX_SEGS], units, total = 0;
@@ -26,7 +26,7 @@ static void coalesce_and_check(struct gro_pkt *g, unsigned n)
 
 	for (unsigned i = 0; i < n; i++)
 		in += g[i].len;
-	units = gro_coalesce(g, n, iov, start, cnt);
+	units = gro_coalesce(g, n, udp, iov, start, cnt);
 	if (units > n || units == 0)
 		abort();
 	for (unsigned u = 0; u < units; u++) {
@@ -67,7 +67,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		g[i] = (struct gro_pkt){.data = out[i], .len = lens[i]};
 	}
 	if (n > 0)
-		coalesce_and_check(g, (unsigned)n);
+		coalesce_and_check(g, (unsigned)n, h.flags & 0x80);
 	/* The raw bytes as up to 64 received packets of gso_size bytes. */
 	size_t piece = h.gso_size ? h.gso_size : 1;
 	unsigned k = 0;
@@ -79,6 +79,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		g[k] = (struct gro_pkt){.data = out[k], .len = len};
 	}
 	if (k)
-		coalesce_and_check(g, k);
+		coalesce_and_check(g, k, h.flags & 0x40);
 	return 0;
 }

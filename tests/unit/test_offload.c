@@ -288,7 +288,7 @@ static void check_roundtrip(bool v6)
 	assert_int_equal(n, 41);
 	for (int i = 0; i < n; i++)
 		g[i] = (struct gro_pkt){.data = s.out[i], .len = s.lens[i]};
-	units = gro_coalesce(g, (unsigned)n, iov, start, cnt);
+	units = gro_coalesce(g, (unsigned)n, false, iov, start, cnt);
 	assert_int_equal(units, 1);
 	assert_int_equal(cnt[0], 41);
 	for (unsigned i = 0; i < cnt[0]; i++) {
@@ -329,7 +329,7 @@ static void test_gro_roundtrip6(void **state)
 	check_roundtrip(true);
 }
 
-static unsigned coalesce(struct segs *s, size_t *lens, unsigned n, unsigned *cnt)
+static unsigned coalesce_udp(struct segs *s, size_t *lens, unsigned n, unsigned *cnt, bool udp)
 {
 	struct gro_pkt g[MAX_OUT];
 	struct iovec iov[MAX_OUT];
@@ -337,7 +337,12 @@ static unsigned coalesce(struct segs *s, size_t *lens, unsigned n, unsigned *cnt
 
 	for (unsigned i = 0; i < n; i++)
 		g[i] = (struct gro_pkt){.data = s->out[i], .len = lens[i]};
-	return gro_coalesce(g, n, iov, start, cnt);
+	return gro_coalesce(g, n, udp, iov, start, cnt);
+}
+
+static unsigned coalesce(struct segs *s, size_t *lens, unsigned n, unsigned *cnt)
+{
+	return coalesce_udp(s, lens, n, cnt, false);
 }
 
 static void test_gro_keeps_apart(void **state)
@@ -392,6 +397,75 @@ static void test_gro_keeps_apart(void **state)
 	free(s.mem);
 }
 
+/* A USO super-packet split, then merged back when the TUN takes USO. */
+static void test_gro_udp(void **state)
+{
+	static uint8_t pkt[5000], flat[6000];
+	struct segs s;
+	size_t payload = 4000, len = 28 + payload, flen = 0;
+	struct vnet_hdr h = {.gso_type = VNET_HDR_GSO_UDP_L4, .gso_size = 1200}, v;
+	struct gro_pkt g[8];
+	struct iovec iov[8];
+	unsigned start[8], cnt[8];
+
+	memset(pkt, 0, 28);
+	pkt[0] = 0x45, pkt[2] = (uint8_t)(len >> 8), pkt[3] = (uint8_t)len, pkt[8] = 64,
+	pkt[9] = 17;
+	pkt[12] = 10, pkt[15] = 1, pkt[16] = 10, pkt[19] = 2;
+	pkt[20] = 0x12, pkt[22] = 0x13, pkt[24] = (uint8_t)((len - 20) >> 8),
+	pkt[25] = (uint8_t)(len - 20);
+	for (size_t i = 0; i < payload; i++)
+		pkt[28 + i] = (uint8_t)(i * 5);
+	segs_init(&s);
+	assert_int_equal(offload_split(&h, pkt, len, s.out, SEG_CAP - HEADROOM, s.lens, MAX_OUT),
+			 4);
+	/* Without USO on the TUN each datagram stays alone. */
+	assert_int_equal(coalesce_udp(&s, s.lens, 4, cnt, false), 4);
+	for (int i = 0; i < 4; i++)
+		g[i] = (struct gro_pkt){.data = s.out[i], .len = s.lens[i]};
+	assert_int_equal(gro_coalesce(g, 4, true, iov, start, cnt), 1);
+	assert_int_equal(cnt[0], 4);
+	for (unsigned i = 0; i < cnt[0]; i++) {
+		memcpy(flat + flen, iov[i].iov_base, iov[i].iov_len);
+		flen += iov[i].iov_len;
+	}
+	assert_int_equal(flen, VNET_HDR_LEN + len);
+	vnet_hdr_read(flat, &v);
+	assert_int_equal(v.gso_type, VNET_HDR_GSO_UDP_L4);
+	assert_int_equal(v.gso_size, 1200);
+	assert_int_equal(v.hdr_len, 28);
+	assert_int_equal(v.csum_start, 20);
+	assert_int_equal(v.csum_offset, 6);
+	uint8_t *c = flat + VNET_HDR_LEN;
+	assert_int_equal(be16(c + 2), len);
+	assert_int_equal(be16(c + 24), len - 20);
+	assert_true(ip4_csum_ok(c));
+	assert_memory_equal(c + 28, pkt + 28, payload);
+	assert_int_equal(offload_csum_complete(c, len, v.csum_start, v.csum_offset), 0);
+	assert_true(l4_csum_ok(c, len));
+	free(s.mem);
+}
+
+/* TCP and UDP between the same addresses and ports are different flows: a
+ * UDP datagram between two TCP segments does not split them. */
+static void test_gro_protocols_apart(void **state)
+{
+	struct segs s;
+	size_t lens[3];
+	unsigned cnt[3];
+
+	segs_init(&s);
+	lens[0] = make_tcp(s.out[0], false, 1000, 0x04080000 - 1000, 0x10);
+	/* Its UDP length field (the sequence number's top half) is right. */
+	lens[1] = make_tcp(s.out[1], false, 1000, 0x04080000, 0x10);
+	s.out[1][9] = 17;
+	lens[2] = make_tcp(s.out[2], false, 1000, 0x04080000, 0x10);
+	assert_int_equal(coalesce_udp(&s, lens, 3, cnt, true), 2);
+	assert_int_equal(cnt[0], 2);
+	assert_int_equal(cnt[1], 1);
+	free(s.mem);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -404,6 +478,8 @@ int main(void)
 		cmocka_unit_test(test_gro_roundtrip4),
 		cmocka_unit_test(test_gro_roundtrip6),
 		cmocka_unit_test(test_gro_keeps_apart),
+		cmocka_unit_test(test_gro_udp),
+		cmocka_unit_test(test_gro_protocols_apart),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
