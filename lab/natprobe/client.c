@@ -18,13 +18,16 @@
  *   5. Hairpinning: two allocation sockets X and Y send to each other's
  *      mapped address; either arriving means the NAT hairpins.
  *
+ * The decisions are netcheck/classify's and the probes run on netcheck/probe's
+ * engine (knitd's netcheck uses both too); this file is the RFC 5780 test
+ * sequence against one natprobe server, and natprobe's output.
+ *
  * Every request is retransmitted (8 tries within --timeout-ms): a datagram can
  * be lost, and a NAT that installs its filtering state late (the lab's
  * conntrack helper) drops the first answers on purpose.  Steps 4 and 5 run
  * together, so a probe costs about one timeout when some answer never comes.
  */
 #include <errno.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,45 +35,23 @@
 
 #include "crypto/crypto.h"
 #include "lab/natprobe/natprobe.h"
-#include "lib/clock.h"
+#include "lib/evloop.h"
 #include "lib/log.h"
+#include "netcheck/classify.h"
+#include "netcheck/probe.h"
 #include "stun/stun.h"
 
-#define MAX_TRIES     8
-#define MAX_ALLOC     16
-#define MAX_PROBES    32
-#define MAX_FDS	      32
-#define HAIRPIN_MAGIC "natprobe-hairpin"
-#define HAIRPIN_NONCE 16
-#define SEQ_MAX_STEP  16
+#define MAX_ALLOC 16
 
-enum probe_state { P_WAITING, P_RUNNING, P_DONE, P_FAILED };
-
-struct probe {
-	const char *what; /* "A2:P1 from the mapping socket", for messages */
-	int fd;		  /* sent from */
-	int recv_fd;	  /* where the answer arrives */
-	union sockaddr_inet dst;
-	union sockaddr_inet expect_from; /* STUN: the answer's source */
-	bool is_stun;
-	int after; /* index of the probe that must be done first, or -1 */
-	uint8_t msg[STUN_BUF_LEN];
-	size_t len;
-
-	enum probe_state state;
-	int tries;
-	uint64_t start_ns, next_ns;
-	int send_err;	/* the last send's errno */
-	int sent;	/* sends that succeeded */
-	int error_code; /* a STUN error response */
-	struct stun_msg resp;
-	union sockaddr_inet from;
-};
+/* States as natprobe has always named them. */
+#define P_DONE	 NC_P_DONE
+#define P_FAILED NC_P_FAILED
 
 struct client {
 	const struct client_opts *o;
 	int family;
-	uint64_t timeout_ns, interval_ns;
+	struct evloop *loop;
+	struct nc_engine *engine;
 	union sockaddr_inet a1p1, a1p2, a2p1, a2p2;
 	int map_fd, fip_fd, fport_fd;
 	int alloc_fd[MAX_ALLOC];
@@ -92,185 +73,37 @@ static const char *ep_str(const union sockaddr_inet *ep, char buf[ENDPOINT_STRLE
 	return buf;
 }
 
-static void ep_set_port(union sockaddr_inet *ep, uint16_t port)
-{
-	if (ep->sa.sa_family == AF_INET)
-		ep->in.sin_port = htons(port);
-	else
-		ep->in6.sin6_port = htons(port);
-}
+#define ep_set_port nc_ep_set_port
+#define ep_port	    nc_ep_port
 
-static uint16_t ep_port(const union sockaddr_inet *ep)
-{
-	return ntohs(ep->sa.sa_family == AF_INET ? ep->in.sin_port : ep->in6.sin6_port);
-}
-
-static void probe_stun(struct probe *p, const char *what, int fd, const union sockaddr_inet *dst,
+static void probe_stun(struct nc_probe *p, const char *what, int fd, const union sockaddr_inet *dst,
 		       uint32_t change, const union sockaddr_inet *expect_from)
 {
-	uint8_t txid[STUN_TXID_LEN];
-	int n;
-
-	memset(p, 0, sizeof(*p));
-	p->what = what;
-	p->fd = p->recv_fd = fd;
-	p->dst = *dst;
-	p->expect_from = *expect_from;
-	p->is_stun = true;
-	p->after = -1;
-	stun_txid_new(txid);
-	n = stun_build_binding_request(p->msg, sizeof(p->msg), txid, change);
-	p->len = n > 0 ? (size_t)n : 0; /* cannot fail: the buffer is big enough */
+	nc_probe_stun(p, what, fd, dst, change, expect_from);
 }
 
-static void probe_hairpin(struct probe *p, const char *what, int fd, int recv_fd,
-			  const union sockaddr_inet *dst)
+static void on_batch_done(void *arg, struct nc_probe *probes, size_t n)
 {
-	memset(p, 0, sizeof(*p));
-	p->what = what;
-	p->fd = fd;
-	p->recv_fd = recv_fd;
-	p->dst = *dst;
-	p->after = -1;
-	memcpy(p->msg, HAIRPIN_MAGIC, sizeof(HAIRPIN_MAGIC) - 1);
-	random_bytes(p->msg + sizeof(HAIRPIN_MAGIC) - 1, HAIRPIN_NONCE);
-	p->len = sizeof(HAIRPIN_MAGIC) - 1 + HAIRPIN_NONCE;
+	struct client *c = arg;
+
+	evloop_stop(c->loop);
 }
 
-static void probe_send(struct client *c, struct probe *p, uint64_t now)
+/* Runs probes until each is answered or has used its tries and timeout: the
+ * engine does the work on the loop, which stops when the batch is over. */
+static int run_probes(struct client *c, struct nc_probe *probes, size_t n)
 {
-	if (p->len && sendto(p->fd, p->msg, p->len, 0, &p->dst.sa, endpoint_len(&p->dst)) < 0)
-		p->send_err = errno; /* e.g. EPERM from a local firewall: a lost try */
-	else
-		p->sent++;
-	p->tries++;
-	p->next_ns = now + c->interval_ns;
+	int ret = nc_engine_start(c->engine, probes, n);
+
+	if (ret == 0)
+		ret = evloop_run(c->loop);
+	if (ret == 0 && nc_engine_busy(c->engine))
+		ret = -EIO; /* the loop stopped for another reason */
+	nc_engine_cancel(c->engine);
+	return ret;
 }
 
-/* Does datagram buf, from `from`, answer probe p? */
-static bool probe_matches(struct probe *p, const uint8_t *buf, size_t n,
-			  const union sockaddr_inet *from)
-{
-	struct stun_msg m;
-	char a[ENDPOINT_STRLEN], b[ENDPOINT_STRLEN];
-
-	if (!p->is_stun)
-		return n == p->len && memcmp(buf, p->msg, n) == 0;
-	if (stun_parse(buf, n, &m) < 0 || memcmp(m.txid, p->msg + 8, STUN_TXID_LEN) != 0)
-		return false;
-	if (m.type == STUN_BINDING_ERROR) {
-		p->error_code = m.error_code ? m.error_code : 400;
-		return true;
-	}
-	if (m.type != STUN_BINDING_SUCCESS || !m.has_mapped)
-		return false;
-	/* A server that ignored CHANGE-REQUEST must not pass for an open NAT. */
-	if (!endpoint_equal(from, &p->expect_from)) {
-		log_warn("answer from an unexpected source probe=\"%s\" from=%s expected=%s",
-			 p->what, ep_str(from, a), ep_str(&p->expect_from, b));
-		return false;
-	}
-	p->resp = m;
-	return true;
-}
-
-static void dispatch(struct probe *probes, size_t n, int fd)
-{
-	uint8_t buf[2048];
-	union sockaddr_inet from;
-
-	/* Bounded: the poll loop comes back for whatever is left. */
-	for (int k = 0; k < 256; k++) {
-		socklen_t flen = sizeof(from);
-		ssize_t len = recvfrom(fd, buf, sizeof(buf), MSG_DONTWAIT, &from.sa, &flen);
-		if (len < 0) {
-			if (errno == EAGAIN || errno == EWOULDBLOCK)
-				return;
-			continue; /* an ICMP error queued on the socket: keep reading */
-		}
-		for (size_t i = 0; i < n; i++) {
-			struct probe *p = &probes[i];
-			if (p->state != P_RUNNING || p->recv_fd != fd ||
-			    !probe_matches(p, buf, (size_t)len, &from))
-				continue;
-			p->from = from;
-			p->state = p->error_code ? P_FAILED : P_DONE;
-			break;
-		}
-	}
-}
-
-/* Advances every probe's state; returns the next time to wake, or 0 when all
- * have settled. */
-static uint64_t advance(struct client *c, struct probe *probes, size_t n, uint64_t now)
-{
-	uint64_t wake = 0;
-
-	for (size_t i = 0; i < n; i++) {
-		struct probe *p = &probes[i];
-		uint64_t t;
-
-		if (p->state == P_WAITING) {
-			if (p->after >= 0 && probes[p->after].state == P_FAILED)
-				p->state = P_FAILED;
-			if (p->after >= 0 && probes[p->after].state != P_DONE)
-				continue;
-			p->state = P_RUNNING;
-			p->start_ns = now;
-			p->next_ns = now;
-		}
-		if (p->state != P_RUNNING)
-			continue;
-		if (p->tries < MAX_TRIES && now >= p->next_ns)
-			probe_send(c, p, now);
-		if (p->tries >= MAX_TRIES && now >= p->start_ns + c->timeout_ns) {
-			p->state = P_FAILED;
-			continue;
-		}
-		t = p->tries < MAX_TRIES ? p->next_ns : p->start_ns + c->timeout_ns;
-		if (!wake || t < wake)
-			wake = t;
-	}
-	return wake;
-}
-
-static bool any_waiting(const struct probe *probes, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (probes[i].state == P_WAITING || probes[i].state == P_RUNNING)
-			return true;
-	return false;
-}
-
-/* Runs probes until each is answered or has used its tries and timeout. */
-static int run_probes(struct client *c, struct probe *probes, size_t n)
-{
-	struct pollfd pfd[MAX_FDS];
-	size_t nfd = 0;
-
-	for (size_t i = 0; i < n; i++) {
-		size_t j;
-		for (j = 0; j < nfd && pfd[j].fd != probes[i].recv_fd; j++)
-			;
-		if (j == nfd && nfd < MAX_FDS)
-			pfd[nfd++] = (struct pollfd){.fd = probes[i].recv_fd, .events = POLLIN};
-	}
-	for (;;) {
-		uint64_t now = clock_mono_ns(), wake = advance(c, probes, n, now);
-		int ms;
-
-		if (!wake && !any_waiting(probes, n))
-			return 0;
-		ms = wake > now ? (int)((wake - now + NSEC_PER_MSEC - 1) / NSEC_PER_MSEC) : 0;
-		if (poll(pfd, nfd, ms) < 0 && errno != EINTR)
-			return -errno;
-		for (size_t j = 0; j < nfd; j++)
-			if (pfd[j].revents & (POLLIN | POLLERR))
-				dispatch(probes, n, pfd[j].fd);
-	}
-}
-
-static int require(const struct probe *p)
+static int require(const struct nc_probe *p)
 {
 	char a[ENDPOINT_STRLEN];
 
@@ -292,7 +125,7 @@ static int require(const struct probe *p)
 static int test_udp(struct client *c, struct result *r)
 {
 	char a[ENDPOINT_STRLEN], b[ENDPOINT_STRLEN];
-	struct probe p;
+	struct nc_probe p;
 
 	probe_stun(&p, "udp test", c->map_fd, &c->a1p1, 0, &c->a1p1);
 	if (run_probes(c, &p, 1) < 0)
@@ -307,7 +140,7 @@ static int test_udp(struct client *c, struct result *r)
 		return 0;
 	}
 	r->udp = true;
-	ss_to_ep(&r->mapped, &p.resp.mapped);
+	nc_probe_mapped(&p, &r->mapped);
 	if (!p.resp.has_other) {
 		fprintf(stderr,
 			"natprobe: %s sent no OTHER-ADDRESS: not an RFC 5780 server with two "
@@ -335,7 +168,7 @@ static int test_mapping(struct client *c, struct result *r)
 {
 	char a[ENDPOINT_STRLEN], b[ENDPOINT_STRLEN], d[ENDPOINT_STRLEN];
 	union sockaddr_inet m2, m3;
-	struct probe p[2];
+	struct nc_probe p[2];
 
 	probe_stun(&p[0], "mapping test to A2:P1", c->map_fd, &c->a2p1, 0, &c->a2p1);
 	probe_stun(&p[1], "mapping test to A2:P2", c->map_fd, &c->a2p2, 0, &c->a2p2);
@@ -343,16 +176,16 @@ static int test_mapping(struct client *c, struct result *r)
 		return -EIO;
 	if (require(&p[0]) < 0 || require(&p[1]) < 0)
 		return -ETIMEDOUT;
-	ss_to_ep(&m2, &p[0].resp.mapped);
-	ss_to_ep(&m3, &p[1].resp.mapped);
+	nc_probe_mapped(&p[0], &m2);
+	nc_probe_mapped(&p[1], &m3);
 	log_debug("mapping A1:P1=%s A2:P1=%s A2:P2=%s", ep_str(&r->mapped, a), ep_str(&m2, b),
 		  ep_str(&m3, d));
-	if (!endpoint_equal(&m2, &m3))
-		r->mapping = "adpm";
-	else if (!endpoint_equal(&r->mapped, &m2))
-		r->mapping = "adm";
-	else
-		r->mapping = "eim";
+	struct nc_observation obs[3] = {
+		{.dst = c->a1p1, .mapped = r->mapped},
+		{.dst = c->a2p1, .mapped = m2},
+		{.dst = c->a2p2, .mapped = m3},
+	};
+	r->mapping = nc_mapping_name(nc_classify_mapping(obs, 3));
 	return 0;
 }
 
@@ -380,28 +213,11 @@ static int open_alloc_sockets(struct client *c)
 	return -EADDRINUSE;
 }
 
-static const char *classify_allocation(const unsigned *local, const unsigned *ext, int n)
-{
-	int preserved = 0, small_steps = 0;
-
-	for (int i = 0; i < n; i++)
-		preserved += ext[i] == local[i];
-	if (preserved == n)
-		return "preserving";
-	/* Allow one step out of range: the allocator may wrap around its range,
-	 * or another flow may have taken a port in between. */
-	for (int i = 0; i + 1 < n; i++) {
-		int d = (int)ext[i + 1] - (int)ext[i];
-		small_steps += d >= 1 && d <= SEQ_MAX_STEP;
-	}
-	return small_steps >= n - 2 ? "sequential" : "random";
-}
-
 /* Step 3: one request at a time, in order of local port. */
 static int test_allocation(struct client *c, struct result *r, union sockaddr_inet *mapped)
 {
 	static const char *const what = "port allocation test";
-	struct probe p[MAX_ALLOC];
+	struct nc_probe p[MAX_ALLOC];
 	unsigned ext[MAX_ALLOC];
 
 	for (int i = 0; i < c->nalloc; i++) {
@@ -413,11 +229,12 @@ static int test_allocation(struct client *c, struct result *r, union sockaddr_in
 	for (int i = 0; i < c->nalloc; i++) {
 		if (require(&p[i]) < 0)
 			return -ETIMEDOUT;
-		ss_to_ep(&mapped[i], &p[i].resp.mapped);
+		nc_probe_mapped(&p[i], &mapped[i]);
 		ext[i] = ep_port(&mapped[i]);
 		log_debug("allocation local=%u external=%u", c->alloc_port[i], ext[i]);
 	}
-	r->allocation = classify_allocation(c->alloc_port, ext, c->nalloc);
+	r->allocation =
+		nc_allocation_name(nc_classify_allocation(c->alloc_port, ext, (size_t)c->nalloc));
 	return 0;
 }
 
@@ -427,20 +244,21 @@ static int test_filtering_hairpin(struct client *c, struct result *r,
 				  const union sockaddr_inet *mapped)
 {
 	char a[ENDPOINT_STRLEN], b[ENDPOINT_STRLEN];
-	struct probe p[4];
+	struct nc_probe p[4];
 
 	probe_stun(&p[0], "filtering test (change IP and port)", c->fip_fd, &c->a1p1,
 		   STUN_CHANGE_IP | STUN_CHANGE_PORT, &c->a2p2);
 	probe_stun(&p[1], "filtering test (change port)", c->fport_fd, &c->a1p1, STUN_CHANGE_PORT,
 		   &c->a1p2);
-	probe_hairpin(&p[2], "hairpin X to Y", c->alloc_fd[0], c->alloc_fd[1], &mapped[1]);
-	probe_hairpin(&p[3], "hairpin Y to X", c->alloc_fd[1], c->alloc_fd[0], &mapped[0]);
+	nc_probe_datagram(&p[2], "hairpin X to Y", c->alloc_fd[0], c->alloc_fd[1], &mapped[1]);
+	nc_probe_datagram(&p[3], "hairpin Y to X", c->alloc_fd[1], c->alloc_fd[0], &mapped[0]);
 	if (run_probes(c, p, 4) < 0)
 		return -EIO;
 	if (p[0].error_code || p[1].error_code)
 		return require(p[0].error_code ? &p[0] : &p[1]);
-	r->filtering = p[0].state == P_DONE ? "eif" : p[1].state == P_DONE ? "adf" : "adpf";
-	r->hairpin = p[2].state == P_DONE || p[3].state == P_DONE;
+	r->filtering = nc_filtering_name(
+		nc_classify_filtering(p[0].state == P_DONE, p[1].state == P_DONE));
+	r->hairpin = nc_classify_hairpin(p[2].state == P_DONE, p[3].state == P_DONE) == NC_YES;
 	for (int i = 2; i < 4; i++)
 		if (p[i].state == P_DONE)
 			log_debug("hairpin arrived probe=\"%s\" source=%s sender_mapped=%s",
@@ -476,6 +294,7 @@ static void print_result(const struct client *c, const struct result *r)
 static int open_sockets(struct client *c)
 {
 	int *fds[] = {&c->map_fd, &c->fip_fd, &c->fport_fd};
+	int ret;
 
 	for (size_t i = 0; i < 3; i++) {
 		*fds[i] = udp_socket(c->family, NULL, 0);
@@ -485,13 +304,23 @@ static int open_sockets(struct client *c)
 			return *fds[i];
 		}
 	}
-	return open_alloc_sockets(c);
+	ret = open_alloc_sockets(c);
+	/* The engine reads every socket on the loop. */
+	for (size_t i = 0; ret == 0 && i < 3; i++)
+		ret = nc_engine_watch_fd(c->engine, *fds[i]);
+	for (int i = 0; ret == 0 && i < c->nalloc; i++)
+		ret = nc_engine_watch_fd(c->engine, c->alloc_fd[i]);
+	if (ret < 0)
+		fprintf(stderr, "natprobe: cannot watch the sockets: %s\n", strerror(-ret));
+	return ret;
 }
 
 static void close_sockets(struct client *c)
 {
 	int fds[] = {c->map_fd, c->fip_fd, c->fport_fd};
 
+	nc_engine_free(c->engine);
+	evloop_free(c->loop);
 	for (size_t i = 0; i < 3; i++)
 		if (fds[i] >= 0)
 			close(fds[i]);
@@ -511,14 +340,19 @@ int client_run(const struct client_opts *o)
 	c.o = o;
 	c.family = o->server.sa.sa_family;
 	c.a1p1 = o->server;
-	c.timeout_ns = (uint64_t)o->timeout_ms * NSEC_PER_MSEC;
-	c.interval_ns = c.timeout_ns / MAX_TRIES;
 	c.nalloc = o->sockets < 2 ? 2 : o->sockets > MAX_ALLOC ? MAX_ALLOC : o->sockets;
 	c.map_fd = c.fip_fd = c.fport_fd = -1;
 	for (int i = 0; i < MAX_ALLOC; i++)
 		c.alloc_fd[i] = -1;
 
-	ret = open_sockets(&c);
+	static const struct nc_engine_ops ops = {.done = on_batch_done};
+	ret = evloop_new(&c.loop);
+	if (ret == 0)
+		ret = nc_engine_new(&c.engine, c.loop, o->timeout_ms, &ops, &c);
+	if (ret < 0)
+		fprintf(stderr, "natprobe: cannot set up the event loop: %s\n", strerror(-ret));
+	if (ret == 0)
+		ret = open_sockets(&c);
 	if (ret == 0)
 		ret = test_udp(&c, &r);
 	if (ret == 0 && r.udp)

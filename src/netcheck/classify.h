@@ -1,0 +1,134 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * NAT behaviour discovery (RFC 4787 terms, RFC 5780 method): the decisions,
+ * as pure functions of what the probes observed.  No sockets, no clock:
+ * the probe engine (netcheck/probe.h) gathers the observations, natprobe and
+ * knitd's netcheck feed them here, and the unit tests feed made-up ones.
+ *
+ * Also the "nat" object that a node sends to control and that control
+ * forwards to its peers: its JSON form and a parser for it (the peer's copy
+ * arrives through control and is untrusted).
+ */
+#ifndef KNIT_NETCHECK_CLASSIFY_H
+#define KNIT_NETCHECK_CLASSIFY_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "lib/addr.h"
+
+/* Mapping: does the external address:port of one internal socket change with
+ * the destination? */
+enum nc_mapping {
+	NC_MAPPING_UNKNOWN = 0,
+	NC_MAPPING_EIM,	   /* endpoint-independent */
+	NC_MAPPING_ADM,	   /* address-dependent */
+	NC_MAPPING_ADPM,   /* address-and-port-dependent */
+	NC_MAPPING_VARIES, /* depends on the destination, ADM or ADPM unknown */
+};
+
+/* Filtering: whose packets reach a mapping that was opened towards A:P? */
+enum nc_filtering {
+	NC_FILTERING_UNKNOWN = 0,
+	NC_FILTERING_EIF,  /* anyone's */
+	NC_FILTERING_ADF,  /* those from address A, any port */
+	NC_FILTERING_ADPF, /* those from A:P only */
+};
+
+/* Port allocation: how the NAT picks the external port of a new mapping. */
+enum nc_allocation {
+	NC_ALLOCATION_UNKNOWN = 0,
+	NC_ALLOCATION_PRESERVING, /* external port = internal port */
+	NC_ALLOCATION_SEQUENTIAL, /* small steps up, one mapping after another */
+	NC_ALLOCATION_RANDOM,
+};
+
+/* Hairpinning, and any other yes/no that a check may not have settled. */
+enum nc_tristate { NC_UNKNOWN = 0, NC_NO, NC_YES };
+
+/* One STUN answer: the request went to dst, the server saw it from mapped. */
+struct nc_observation {
+	union sockaddr_inet dst;
+	union sockaddr_inet mapped;
+};
+
+/* Steps of more than this between consecutive external ports are not
+ * "sequential". */
+#define NC_SEQ_MAX_STEP 16
+
+/*
+ * Mapping behaviour from the answers to requests sent from ONE local socket
+ * to several destinations (of one family):
+ *   - two destinations of one address and different ports saw different
+ *     mapped addresses: ADPM;
+ *   - else two destinations of different addresses saw different ones: ADM
+ *     when some pair of one address and different ports agreed (so the port
+ *     does not matter), else VARIES (ADM or ADPM: cannot tell);
+ *   - else all agree: EIM when at least two destination addresses were
+ *     asked, else UNKNOWN (one address says nothing about address
+ *     dependence).
+ * RFC 5780's test is the case {A1:P1, A2:P1, A2:P2}.
+ */
+enum nc_mapping nc_classify_mapping(const struct nc_observation *obs, size_t n);
+
+/*
+ * Filtering behaviour from two fresh sockets that each sent one request to
+ * A1:P1 only: the first asked for an answer from the other address and port
+ * (A2:P2), the second from the other port (A1:P2).  changed_both and
+ * changed_port: whether that answer arrived.  Only meaningful when the
+ * server honours CHANGE-REQUEST (its answers come from where they should).
+ */
+enum nc_filtering nc_classify_filtering(bool changed_both, bool changed_port);
+
+/*
+ * Port allocation from n sockets on consecutive local ports that asked one
+ * server one after the other: every external port equal to its local port:
+ * PRESERVING; at least n-2 of the n-1 steps between consecutive external
+ * ports in 1..NC_SEQ_MAX_STEP (one step may wrap or be taken by another
+ * flow): SEQUENTIAL; else RANDOM.  Fewer than 2 sockets: UNKNOWN.
+ */
+enum nc_allocation nc_classify_allocation(const unsigned *local, const unsigned *external,
+					  size_t n);
+
+/* Hairpinning: two sockets behind the NAT sent to each other's mapped
+ * address; either datagram arriving means the NAT hairpins.  Both are tried
+ * so that the filtering of one side does not hide it. */
+enum nc_tristate nc_classify_hairpin(bool x_to_y_arrived, bool y_to_x_arrived);
+
+/* Names as natprobe and `knit netcheck` print them: "eim", "adm", "adpm",
+ * "varies", "eif", "adf", "adpf", "preserving", "sequential", "random";
+ * "unknown" for UNKNOWN. */
+const char *nc_mapping_name(enum nc_mapping m);
+const char *nc_filtering_name(enum nc_filtering f);
+const char *nc_allocation_name(enum nc_allocation a);
+/* The reverse: -EINVAL for a name not in the list ("unknown" parses). */
+int nc_mapping_parse(const char *s, enum nc_mapping *out);
+int nc_filtering_parse(const char *s, enum nc_filtering *out);
+int nc_allocation_parse(const char *s, enum nc_allocation *out);
+
+/*
+ * A node's NAT class as its peers need it to plan a traversal: what a node
+ * sends to control in "update" as "nat", and what control forwards in each
+ * peer entry.  JSON:
+ *   {"udp": true|false|null, "mapping": NAME, "filtering": NAME,
+ *    "allocation": NAME, "hairpin": true|false|null,
+ *    "portmap": ["pcp", "nat-pmp", "upnp"] (those offered)}
+ */
+struct nc_nat {
+	enum nc_tristate udp;
+	enum nc_mapping mapping;
+	enum nc_filtering filtering;
+	enum nc_allocation allocation;
+	enum nc_tristate hairpin;
+	bool pcp, natpmp, upnp; /* port-mapping protocols the gateway offers */
+};
+
+json_t *nc_nat_to_json(const struct nc_nat *nat);
+/* Untrusted input: every field is checked; a missing field is UNKNOWN/false,
+ * a field of the wrong type or an unknown name refuses the whole object
+ * (-EINVAL, why set to a static reason). */
+int nc_nat_from_json(const json_t *j, struct nc_nat *out, const char **why);
+bool nc_nat_equal(const struct nc_nat *a, const struct nc_nat *b);
+
+#endif

@@ -1,0 +1,515 @@
+// SPDX-License-Identifier: MIT
+/*
+ * src/netcheck/: the NAT behaviour decisions (mapping, filtering, port
+ * allocation, hairpinning) from made-up observations, the "nat" object's
+ * JSON both ways with hostile input, and the probe engine against STUN
+ * servers on loopback that drop, misdirect or refuse answers.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "crypto/crypto.h"
+#include "lib/clock.h"
+#include "lib/evloop.h"
+#include "netcheck/classify.h"
+#include "netcheck/probe.h"
+#include "stun/stun.h"
+
+static union sockaddr_inet ep(const char *s)
+{
+	union sockaddr_inet e;
+
+	assert_int_equal(endpoint_parse(s, false, &e), 0);
+	return e;
+}
+
+static struct nc_observation obs(const char *dst, const char *mapped)
+{
+	return (struct nc_observation){.dst = ep(dst), .mapped = ep(mapped)};
+}
+
+/* --- mapping -------------------------------------------------------------- */
+
+static void test_mapping_rfc5780(void **state)
+{
+	/* A1:P1, A2:P1, A2:P2 as natprobe and knitd ask them. */
+	struct nc_observation eim[] = {obs("198.51.100.3:3478", "203.0.113.1:4000"),
+				       obs("198.51.100.4:3478", "203.0.113.1:4000"),
+				       obs("198.51.100.4:3479", "203.0.113.1:4000")};
+	struct nc_observation adm[] = {obs("198.51.100.3:3478", "203.0.113.1:4000"),
+				       obs("198.51.100.4:3478", "203.0.113.1:4001"),
+				       obs("198.51.100.4:3479", "203.0.113.1:4001")};
+	struct nc_observation adpm[] = {obs("198.51.100.3:3478", "203.0.113.1:4000"),
+					obs("198.51.100.4:3478", "203.0.113.1:4001"),
+					obs("198.51.100.4:3479", "203.0.113.1:4002")};
+	/* The port alone changes the mapping, the address did not (yet). */
+	struct nc_observation adpm2[] = {obs("198.51.100.3:3478", "203.0.113.1:4000"),
+					 obs("198.51.100.4:3478", "203.0.113.1:4000"),
+					 obs("198.51.100.4:3479", "203.0.113.1:4009")};
+
+	assert_int_equal(nc_classify_mapping(eim, 3), NC_MAPPING_EIM);
+	assert_int_equal(nc_classify_mapping(adm, 3), NC_MAPPING_ADM);
+	assert_int_equal(nc_classify_mapping(adpm, 3), NC_MAPPING_ADPM);
+	assert_int_equal(nc_classify_mapping(adpm2, 3), NC_MAPPING_ADPM);
+}
+
+static void test_mapping_partial(void **state)
+{
+	/* Two relays, no alternate port: a change cannot be pinned down. */
+	struct nc_observation two_differ[] = {obs("198.51.100.2:3478", "203.0.113.1:4000"),
+					      obs("198.51.100.9:3478", "203.0.113.1:5000")};
+	struct nc_observation two_agree[] = {obs("198.51.100.2:3478", "203.0.113.1:4000"),
+					     obs("198.51.100.9:3478", "203.0.113.1:4000")};
+	/* One address, two ports that agree: address dependence untested. */
+	struct nc_observation one_addr[] = {obs("198.51.100.2:3478", "203.0.113.1:4000"),
+					    obs("198.51.100.2:3479", "203.0.113.1:4000")};
+	/* The same destination twice, different answers (a rebinding): no
+	 * pair of destinations, so nothing is known. */
+	struct nc_observation same_dst[] = {obs("198.51.100.2:3478", "203.0.113.1:4000"),
+					    obs("198.51.100.2:3478", "203.0.113.1:4444")};
+	struct nc_observation v6[] = {obs("[2001:db8::1]:3478", "[2001:db8:1::5]:41641"),
+				      obs("[2001:db8::2]:3478", "[2001:db8:1::5]:41641")};
+
+	assert_int_equal(nc_classify_mapping(two_differ, 2), NC_MAPPING_VARIES);
+	assert_int_equal(nc_classify_mapping(two_agree, 2), NC_MAPPING_EIM);
+	assert_int_equal(nc_classify_mapping(one_addr, 2), NC_MAPPING_UNKNOWN);
+	assert_int_equal(nc_classify_mapping(same_dst, 2), NC_MAPPING_UNKNOWN);
+	assert_int_equal(nc_classify_mapping(v6, 2), NC_MAPPING_EIM);
+	assert_int_equal(nc_classify_mapping(two_agree, 1), NC_MAPPING_UNKNOWN);
+	assert_int_equal(nc_classify_mapping(NULL, 0), NC_MAPPING_UNKNOWN);
+}
+
+static void test_mapping_many_relays(void **state)
+{
+	/* A relay with an alternate address and port plus two plain ones:
+	 * ADM shows through the extra relays too. */
+	struct nc_observation o[] = {obs("198.51.100.2:3478", "203.0.113.1:4000"),
+				     obs("198.51.100.5:3478", "203.0.113.1:4001"),
+				     obs("198.51.100.5:3479", "203.0.113.1:4001"),
+				     obs("198.51.100.7:3478", "203.0.113.1:4002"),
+				     obs("198.51.100.8:3478", "203.0.113.1:4003")};
+
+	assert_int_equal(nc_classify_mapping(o, 5), NC_MAPPING_ADM);
+}
+
+/* --- filtering, allocation, hairpin ------------------------------------ */
+
+static void test_filtering(void **state)
+{
+	assert_int_equal(nc_classify_filtering(true, true), NC_FILTERING_EIF);
+	/* An EIF NAT answers both; the other address's answer is what counts. */
+	assert_int_equal(nc_classify_filtering(true, false), NC_FILTERING_EIF);
+	assert_int_equal(nc_classify_filtering(false, true), NC_FILTERING_ADF);
+	assert_int_equal(nc_classify_filtering(false, false), NC_FILTERING_ADPF);
+}
+
+static void test_allocation(void **state)
+{
+	unsigned local[8] = {30000, 30001, 30002, 30003, 30004, 30005, 30006, 30007};
+	unsigned seq[8] = {1024, 1025, 1026, 1027, 1028, 1029, 1030, 1031};
+	unsigned seq_wrap[8] = {65533, 65534, 65535, 1024, 1025, 1026, 1027, 1028};
+	unsigned seq_gaps[8] = {2000, 2002, 2005, 2020, 2021, 2022, 2030, 2031};
+	unsigned seq_two_off[8] = {65533, 65534, 1024, 1025, 9000, 9001, 9002, 9003};
+	unsigned random[8] = {40123, 1999, 61234, 33210, 10001, 52002, 27000, 45555};
+	unsigned down[8] = {2007, 2006, 2005, 2004, 2003, 2002, 2001, 2000};
+	unsigned one_moved[8] = {30000, 30001, 30002, 30003, 30004, 30005, 30006, 1};
+
+	assert_int_equal(nc_classify_allocation(local, local, 8), NC_ALLOCATION_PRESERVING);
+	assert_int_equal(nc_classify_allocation(local, seq, 8), NC_ALLOCATION_SEQUENTIAL);
+	assert_int_equal(nc_classify_allocation(local, seq_wrap, 8), NC_ALLOCATION_SEQUENTIAL);
+	assert_int_equal(nc_classify_allocation(local, seq_gaps, 8), NC_ALLOCATION_SEQUENTIAL);
+	assert_int_equal(nc_classify_allocation(local, seq_two_off, 8), NC_ALLOCATION_RANDOM);
+	assert_int_equal(nc_classify_allocation(local, random, 8), NC_ALLOCATION_RANDOM);
+	assert_int_equal(nc_classify_allocation(local, down, 8), NC_ALLOCATION_RANDOM);
+	/* One port not preserved (taken by another flow): sequential at best. */
+	assert_int_equal(nc_classify_allocation(local, one_moved, 8), NC_ALLOCATION_SEQUENTIAL);
+	assert_int_equal(nc_classify_allocation(local, local, 1), NC_ALLOCATION_UNKNOWN);
+	assert_int_equal(nc_classify_allocation(local, seq, 2), NC_ALLOCATION_SEQUENTIAL);
+}
+
+static void test_hairpin(void **state)
+{
+	assert_int_equal(nc_classify_hairpin(false, false), NC_NO);
+	assert_int_equal(nc_classify_hairpin(true, false), NC_YES);
+	assert_int_equal(nc_classify_hairpin(false, true), NC_YES);
+}
+
+static void test_names(void **state)
+{
+	enum nc_mapping m;
+	enum nc_filtering f;
+	enum nc_allocation a;
+
+	assert_string_equal(nc_mapping_name(NC_MAPPING_ADPM), "adpm");
+	assert_string_equal(nc_mapping_name((enum nc_mapping)77), "unknown");
+	assert_string_equal(nc_filtering_name(NC_FILTERING_ADF), "adf");
+	assert_string_equal(nc_allocation_name(NC_ALLOCATION_SEQUENTIAL), "sequential");
+	assert_int_equal(nc_mapping_parse("varies", &m), 0);
+	assert_int_equal(m, NC_MAPPING_VARIES);
+	assert_int_equal(nc_filtering_parse("eif", &f), 0);
+	assert_int_equal(f, NC_FILTERING_EIF);
+	assert_int_equal(nc_allocation_parse("random", &a), 0);
+	assert_int_equal(a, NC_ALLOCATION_RANDOM);
+	assert_int_equal(nc_mapping_parse("EIM", &m), -EINVAL);
+	assert_int_equal(nc_filtering_parse(NULL, &f), -EINVAL);
+	assert_int_equal(nc_allocation_parse("", &a), -EINVAL);
+}
+
+/* --- the nat object ------------------------------------------------------- */
+
+static void test_nat_json_roundtrip(void **state)
+{
+	struct nc_nat in = {.udp = NC_YES,
+			    .mapping = NC_MAPPING_ADPM,
+			    .filtering = NC_FILTERING_ADF,
+			    .allocation = NC_ALLOCATION_RANDOM,
+			    .hairpin = NC_NO,
+			    .pcp = true,
+			    .upnp = true},
+		      out;
+	const char *why;
+	json_t *j = nc_nat_to_json(&in);
+	char *text = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+
+	assert_string_equal(text, "{\"allocation\":\"random\",\"filtering\":\"adf\","
+				  "\"hairpin\":false,\"mapping\":\"adpm\",\"portmap\":[\"pcp\","
+				  "\"upnp\"],\"udp\":true}");
+	assert_int_equal(nc_nat_from_json(j, &out, &why), 0);
+	assert_true(nc_nat_equal(&in, &out));
+	free(text);
+	json_decref(j);
+
+	/* Unknown everything: nulls and "unknown". */
+	memset(&in, 0, sizeof(in));
+	j = nc_nat_to_json(&in);
+	text = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+	assert_string_equal(text, "{\"allocation\":\"unknown\",\"filtering\":\"unknown\","
+				  "\"hairpin\":null,\"mapping\":\"unknown\",\"portmap\":[],"
+				  "\"udp\":null}");
+	assert_int_equal(nc_nat_from_json(j, &out, &why), 0);
+	assert_true(nc_nat_equal(&in, &out));
+	free(text);
+	json_decref(j);
+}
+
+static void test_nat_json_hostile(void **state)
+{
+	static const char *const bad[] = {
+		"[]",
+		"\"eim\"",
+		"{\"udp\":1}",
+		"{\"hairpin\":\"yes\"}",
+		"{\"mapping\":\"EIM\"}",
+		"{\"mapping\":3}",
+		"{\"filtering\":\"none\"}",
+		"{\"allocation\":null}",
+		"{\"portmap\":\"pcp\"}",
+		"{\"portmap\":[1]}",
+		"{\"portmap\":[\"a\",\"b\",\"c\",\"d\",\"e\",\"f\",\"g\",\"h\",\"i\"]}",
+	};
+	struct nc_nat out;
+	const char *why;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		json_t *j = json_loads(bad[i], JSON_DECODE_ANY, NULL);
+		assert_non_null(j);
+		assert_int_equal(nc_nat_from_json(j, &out, &why), -EINVAL);
+		assert_non_null(why);
+		json_decref(j);
+	}
+	/* Missing fields are unknown; unknown protocols and fields are skipped. */
+	json_t *j = json_loads("{\"mapping\":\"eim\",\"portmap\":[\"nat-pmp\",\"future\"],"
+			       "\"extra\":{}}",
+			       0, NULL);
+	assert_int_equal(nc_nat_from_json(j, &out, &why), 0);
+	assert_int_equal(out.mapping, NC_MAPPING_EIM);
+	assert_int_equal(out.filtering, NC_FILTERING_UNKNOWN);
+	assert_int_equal(out.udp, NC_UNKNOWN);
+	assert_true(out.natpmp);
+	assert_false(out.pcp || out.upnp);
+	json_decref(j);
+}
+
+/* --- the probe engine, against STUN servers on loopback ------------------ */
+
+struct server {
+	int fd;
+	union sockaddr_inet addr;
+	int drop;	    /* requests to ignore first */
+	int answer_from_fd; /* -1: itself; else answers leave from there */
+	bool refuse;	    /* answer 420 */
+	int requests;
+	struct server *alt_server; /* CHANGE-REQUEST answers leave from it */
+};
+
+static void server_readable(struct evloop *loop, int fd, uint32_t events, void *arg)
+{
+	struct server *s = arg;
+	uint8_t buf[1500], out[STUN_BUF_LEN];
+	union sockaddr_inet from;
+	struct sockaddr_storage mapped;
+	struct stun_msg m;
+	socklen_t flen = sizeof(from);
+	ssize_t n = recvfrom(fd, buf, sizeof(buf), 0, &from.sa, &flen);
+	int len, out_fd = s->fd;
+
+	if (n < 0 || stun_parse(buf, (size_t)n, &m) < 0 || m.type != STUN_BINDING_REQUEST)
+		return;
+	s->requests++;
+	if (s->drop > 0) {
+		s->drop--;
+		return;
+	}
+	nc_ep_to_ss(&mapped, &from);
+	if (s->refuse)
+		len = stun_build_error_response(out, sizeof(out), m.txid, 420, "no", NULL, 0);
+	else
+		len = stun_build_binding_response(out, sizeof(out), m.txid, &mapped, NULL, NULL);
+	assert_true(len > 0);
+	if (m.change_flags && s->alt_server)
+		out_fd = s->alt_server->fd;
+	if (s->answer_from_fd >= 0)
+		out_fd = s->answer_from_fd;
+	sendto(out_fd, out, (size_t)len, 0, &from.sa, endpoint_len(&from));
+}
+
+static void server_open(struct evloop *loop, struct server *s)
+{
+	socklen_t len = sizeof(s->addr);
+
+	memset(s, 0, sizeof(*s));
+	s->answer_from_fd = -1;
+	s->addr = ep("127.0.0.1:1");
+	s->fd = nc_udp_socket(AF_INET, &s->addr, 0);
+	assert_true(s->fd >= 0);
+	assert_int_equal(getsockname(s->fd, &s->addr.sa, &len), 0);
+	assert_int_equal(evloop_add_fd(loop, s->fd, EPOLLIN, server_readable, s), 0);
+}
+
+struct bench {
+	struct evloop *loop;
+	struct nc_engine *e;
+	int client;
+	int done_calls;
+	int sends;
+};
+
+static void bench_done(void *arg, struct nc_probe *probes, size_t n)
+{
+	struct bench *b = arg;
+
+	b->done_calls++;
+	evloop_stop(b->loop);
+}
+
+static int counting_send(void *arg, int sock, const union sockaddr_inet *dst, const void *buf,
+			 size_t len)
+{
+	struct bench *b = arg;
+
+	b->sends++;
+	if (sendto(sock, buf, len, 0, &dst->sa, endpoint_len(dst)) < 0)
+		return -errno;
+	return 0;
+}
+
+static void bench_up(struct bench *b, unsigned timeout_ms)
+{
+	static const struct nc_engine_ops ops = {.send = counting_send, .done = bench_done};
+
+	memset(b, 0, sizeof(*b));
+	assert_int_equal(evloop_new(&b->loop), 0);
+	assert_int_equal(nc_engine_new(&b->e, b->loop, timeout_ms, &ops, b), 0);
+	b->client = nc_udp_socket(AF_INET, NULL, 0);
+	assert_true(b->client >= 0);
+	assert_int_equal(nc_engine_watch_fd(b->e, b->client), 0);
+}
+
+static void bench_run(struct bench *b, struct nc_probe *p, size_t n)
+{
+	assert_int_equal(nc_engine_start(b->e, p, n), 0);
+	assert_int_equal(nc_engine_start(b->e, p, n), -EBUSY);
+	assert_int_equal(evloop_run(b->loop), 0);
+	assert_false(nc_engine_busy(b->e));
+}
+
+static void bench_down(struct bench *b, struct server *servers, size_t n)
+{
+	nc_engine_free(b->e);
+	close(b->client);
+	for (size_t i = 0; i < n; i++)
+		close(servers[i].fd);
+	evloop_free(b->loop);
+}
+
+static void test_engine_answers_and_retries(void **state)
+{
+	struct server s[2];
+	struct bench b;
+	struct nc_probe p[3];
+	union sockaddr_inet me, m;
+	socklen_t len = sizeof(me);
+	uint64_t t0;
+
+	bench_up(&b, 800);
+	server_open(b.loop, &s[0]);
+	server_open(b.loop, &s[1]);
+	s[1].drop = 3; /* the 4th try is answered */
+	assert_int_equal(getsockname(b.client, &me.sa, &len), 0);
+	me.in.sin_addr.s_addr = htonl(INADDR_LOOPBACK); /* bound to the wildcard */
+	nc_probe_stun(&p[0], "first", b.client, &s[0].addr, 0, &s[0].addr);
+	nc_probe_stun(&p[1], "lossy", b.client, &s[1].addr, 0, NULL);
+	/* Runs only once the first is done. */
+	nc_probe_stun(&p[2], "after", b.client, &s[0].addr, 0, NULL);
+	p[2].after = 0;
+	t0 = clock_mono_ns();
+	bench_run(&b, p, 3);
+	assert_int_equal(b.done_calls, 1);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(p[i].state, NC_P_DONE);
+	nc_probe_mapped(&p[0], &m);
+	assert_true(endpoint_equal(&m, &me));
+	assert_int_equal(p[0].tries, 1);
+	assert_int_equal(p[1].tries, 4);
+	assert_int_equal(s[1].requests, 4);
+	assert_true(p[2].start_ns >= p[0].start_ns);
+	/* The round trip is that of the answered try, not from the first. */
+	assert_true(p[1].rtt_ns < 50 * NSEC_PER_MSEC);
+	assert_true(p[1].rtt_ns > 0);
+	/* The 4th try leaves 3 intervals (of 100 ms) after the first. */
+	assert_true(clock_mono_ns() - t0 >= 290 * NSEC_PER_MSEC);
+	assert_int_equal(b.sends, 6);
+	bench_down(&b, s, 2);
+}
+
+static void test_engine_timeouts_and_refusals(void **state)
+{
+	struct server s[3];
+	struct bench b;
+	struct nc_probe p[4];
+	uint64_t t0;
+
+	bench_up(&b, 400);
+	server_open(b.loop, &s[0]);
+	server_open(b.loop, &s[1]);
+	server_open(b.loop, &s[2]);
+	s[0].drop = 1000; /* never answers */
+	s[1].refuse = true;
+	s[2].answer_from_fd = s[0].fd; /* answers from the wrong address */
+	nc_probe_stun(&p[0], "silent", b.client, &s[0].addr, 0, NULL);
+	nc_probe_stun(&p[1], "refused", b.client, &s[1].addr, 0, NULL);
+	nc_probe_stun(&p[2], "misdirected", b.client, &s[2].addr, 0, &s[2].addr);
+	nc_probe_stun(&p[3], "after a failure", b.client, &s[2].addr, 0, NULL);
+	p[3].after = 0;
+	t0 = clock_mono_ns();
+	bench_run(&b, p, 4);
+	assert_int_equal(p[0].state, NC_P_FAILED);
+	assert_int_equal(p[0].tries, NC_MAX_TRIES);
+	assert_int_equal(p[0].sent, NC_MAX_TRIES);
+	assert_int_equal(p[1].state, NC_P_FAILED);
+	assert_int_equal(p[1].error_code, 420);
+	assert_int_equal(p[2].state, NC_P_FAILED);
+	assert_int_equal(p[2].error_code, 0);
+	assert_int_equal(p[3].state, NC_P_FAILED);
+	assert_int_equal(p[3].tries, 0); /* never sent */
+	/* Settled one timeout after the start, not later. */
+	assert_true(clock_mono_ns() - t0 >= 400 * NSEC_PER_MSEC);
+	assert_true(clock_mono_ns() - t0 < 700 * NSEC_PER_MSEC);
+	bench_down(&b, s, 3);
+}
+
+static void test_engine_change_request_and_datagram(void **state)
+{
+	struct server s[2];
+	struct bench b;
+	struct nc_probe p[3];
+	union sockaddr_inet y_addr;
+	socklen_t len = sizeof(y_addr);
+	int y;
+
+	bench_up(&b, 400);
+	server_open(b.loop, &s[0]);
+	server_open(b.loop, &s[1]);
+	s[0].alt_server = &s[1];
+	y = nc_udp_socket(AF_INET, NULL, 0);
+	assert_true(y >= 0);
+	assert_int_equal(nc_engine_watch_fd(b.e, y), 0);
+	assert_int_equal(getsockname(y, &y_addr.sa, &len), 0);
+	y_addr.in.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	nc_probe_stun(&p[0], "change", b.client, &s[0].addr, STUN_CHANGE_PORT, &s[1].addr);
+	/* A wrong expectation: the answer comes from s[1], not s[0]. */
+	nc_probe_stun(&p[1], "change, wrong source", y, &s[0].addr, STUN_CHANGE_PORT, &s[0].addr);
+	nc_probe_datagram(&p[2], "x to y", b.client, y, &y_addr);
+	bench_run(&b, p, 3);
+	assert_int_equal(p[0].state, NC_P_DONE);
+	assert_true(endpoint_equal(&p[0].from, &s[1].addr));
+	assert_int_equal(p[1].state, NC_P_FAILED);
+	assert_int_equal(p[2].state, NC_P_DONE);
+	/* A stale answer after the batch is not consumed. */
+	uint8_t junk[20] = {0};
+	assert_false(nc_engine_input(b.e, b.client, junk, sizeof(junk), &s[0].addr));
+	nc_engine_unwatch_fd(b.e, y);
+	close(y);
+	bench_down(&b, s, 2);
+}
+
+static void test_engine_rejects_bad_batches(void **state)
+{
+	struct bench b;
+	struct nc_probe p[2];
+	union sockaddr_inet d = ep("127.0.0.1:9");
+
+	bench_up(&b, 100);
+	nc_probe_stun(&p[0], "a", b.client, &d, 0, NULL);
+	nc_probe_stun(&p[1], "b", b.client, &d, 0, NULL);
+	p[1].after = 1; /* itself */
+	assert_int_equal(nc_engine_start(b.e, p, 2), -EINVAL);
+	p[0].after = 1; /* a later probe */
+	p[1].after = -1;
+	assert_int_equal(nc_engine_start(b.e, p, 2), -EINVAL);
+	assert_int_equal(nc_engine_start(b.e, p, 0), -EINVAL);
+	assert_false(nc_engine_busy(b.e));
+	/* Cancel: no done call ever. */
+	p[0].after = -1;
+	assert_int_equal(nc_engine_start(b.e, p, 2), 0);
+	nc_engine_cancel(b.e);
+	assert_false(nc_engine_busy(b.e));
+	assert_int_equal(b.done_calls, 0);
+	nc_engine_free(b.e);
+	close(b.client);
+	evloop_free(b.loop);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_mapping_rfc5780),
+		cmocka_unit_test(test_mapping_partial),
+		cmocka_unit_test(test_mapping_many_relays),
+		cmocka_unit_test(test_filtering),
+		cmocka_unit_test(test_allocation),
+		cmocka_unit_test(test_hairpin),
+		cmocka_unit_test(test_names),
+		cmocka_unit_test(test_nat_json_roundtrip),
+		cmocka_unit_test(test_nat_json_hostile),
+		cmocka_unit_test(test_engine_answers_and_retries),
+		cmocka_unit_test(test_engine_timeouts_and_refusals),
+		cmocka_unit_test(test_engine_change_request_and_datagram),
+		cmocka_unit_test(test_engine_rejects_bad_batches),
+	};
+
+	if (crypto_init() < 0)
+		return 1;
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
