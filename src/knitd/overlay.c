@@ -636,7 +636,13 @@ static json_t *peer_status(struct overlay *ov, const struct netmap_peer *np)
 	inet_ntop(AF_INET, &np->ipv4, v4, sizeof(v4));
 	inet_ntop(AF_INET6, &np->ipv6, v6, sizeof(v6));
 	key_to_base64(key, np->node_key);
-	if (wp && peer_get_endpoint(wp, &e)) {
+	const struct peer_paths *pp = paths_find(&ov->paths, np->node_key);
+
+	if (wp && peer_get_endpoint(wp, &e) && endpoint_is_relay(&e) && endpoint_relay_id(&e) == 0 &&
+	    pp && pp->best >= 0) {
+		path = "direct"; /* on a socket of the birthday search */
+		endpoint_format(&pp->cands[pp->best].ep, ep, sizeof(ep));
+	} else if (wp && peer_get_endpoint(wp, &e)) {
 		if (endpoint_is_relay(&e)) {
 			relay = endpoint_relay_id(&e);
 			path = relays_connected(&ov->relays, relay) ? "relay" : "none";
@@ -647,7 +653,6 @@ static json_t *peer_status(struct overlay *ov, const struct netmap_peer *np)
 	}
 	if (wp)
 		hs = atomic_load(&wp->last_handshake_wall_ns);
-	const struct peer_paths *pp = paths_find(&ov->paths, np->node_key);
 	j = json_pack("{s:s,s:s,s:s,s:s,s:b,s:s,s:s,s:i,s:I,s:I,s:I}", "name", np->name,
 		      "node_key", key, "ipv4", v4, "ipv6", v6, "online", np->online, "path", path,
 		      "endpoint", ep, "relay", relay, "rx_bytes",
@@ -776,7 +781,10 @@ static void relay_send(void *arg, uint16_t relay_id, const uint8_t key[32], cons
 {
 	struct overlay *ov = arg;
 
-	relays_send(&ov->relays, relay_id, key, pkt, len);
+	if (relay_id == 0) /* a socket the birthday search found */
+		paths_send_aux(&ov->paths, key, pkt, len);
+	else
+		relays_send(&ov->relays, relay_id, key, pkt, len);
 }
 
 static void on_relay_disco(void *arg, int relay_id, const uint8_t src[32], const uint8_t *pkt,

@@ -6,10 +6,12 @@
 #include <ifaddrs.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "crypto/crypto.h"
 #include "knitd/api.h"
 #include "knitd/relays.h"
+#include "knitd/search.h"
 #include "lib/clock.h"
 #include "lib/encoding.h"
 #include "lib/log.h"
@@ -59,14 +61,37 @@ static bool is_lan(const union sockaddr_inet *ep)
 	return lan;
 }
 
+/* fd: one of our search sockets, or -1 for the device's own socket. */
 static void send_direct(struct paths *p, struct peer_paths *pp, const union sockaddr_inet *to,
-			const struct disco_msg *m)
+			int fd, const struct disco_msg *m)
 {
 	uint8_t pkt[DISCO_MAX_PACKET];
+	union sockaddr_inet v4;
 	int n = disco_seal(pkt, sizeof(pkt), p->disco_pub, pp->shared, m);
 
-	if (n > 0)
+	if (n <= 0)
+		return;
+	if (fd < 0) {
 		device_send_aside(p->dev, to, pkt, (size_t)n);
+		return;
+	}
+	endpoint_unmap(to, &v4);
+	sendto(fd, pkt, (size_t)n, MSG_DONTWAIT, &v4.sa, endpoint_len(&v4));
+}
+
+int paths_seal_ping(struct peer_paths *pp, uint8_t *out, size_t size, const uint8_t *txid)
+{
+	struct disco_msg m = {.type = DISCO_PING};
+
+	memcpy(m.txid, txid, DISCO_TXID_LEN);
+	memcpy(m.node_key, pp->owner->node_pub, 32);
+	return disco_seal(out, size, pp->owner->disco_pub, pp->shared, &m);
+}
+
+void paths_send_aside(struct peer_paths *pp, const union sockaddr_inet *to, const void *pkt,
+		      size_t len)
+{
+	device_send_aside(pp->owner->dev, to, pkt, len);
 }
 
 static void send_relayed(struct paths *p, struct peer_paths *pp, int relay_id,
@@ -79,7 +104,8 @@ static void send_relayed(struct paths *p, struct peer_paths *pp, int relay_id,
 		relays_send(p->relays, (uint16_t)relay_id, pp->node_key, pkt, (size_t)n);
 }
 
-static void send_ping(struct paths *p, struct peer_paths *pp, const union sockaddr_inet *to)
+static void send_ping_fd(struct paths *p, struct peer_paths *pp, const union sockaddr_inet *to,
+			 int fd)
 {
 	struct pending_ping *pg = &pp->pings[pp->ping_next++ % PATHS_MAX_PINGS];
 	struct disco_msg m = {.type = DISCO_PING};
@@ -92,7 +118,17 @@ static void send_ping(struct paths *p, struct peer_paths *pp, const union sockad
 	if (endpoint_is_relay(to))
 		send_relayed(p, pp, endpoint_relay_id(to), &m);
 	else
-		send_direct(p, pp, to, &m);
+		send_direct(p, pp, to, fd, &m);
+}
+
+static void send_ping(struct paths *p, struct peer_paths *pp, const union sockaddr_inet *to)
+{
+	send_ping_fd(p, pp, to, -1);
+}
+
+static void ping_cand(struct paths *p, struct peer_paths *pp, const struct path_cand *c)
+{
+	send_ping_fd(p, pp, &c->ep, c->fd);
 }
 
 static void send_call_me_maybe(struct paths *p, struct peer_paths *pp)
@@ -104,7 +140,8 @@ static void send_call_me_maybe(struct paths *p, struct peer_paths *pp)
 	send_relayed(p, pp, pp->home_relay, &m);
 }
 
-static int add_candidate(struct peer_paths *pp, const union sockaddr_inet *ep, bool learned)
+static int add_candidate_fd(struct peer_paths *pp, const union sockaddr_inet *ep, bool learned,
+			    int fd)
 {
 	union sockaddr_inet e;
 
@@ -112,21 +149,26 @@ static int add_candidate(struct peer_paths *pp, const union sockaddr_inet *ep, b
 	if (e.sa.sa_family != AF_INET && e.sa.sa_family != AF_INET6)
 		return -1;
 	for (unsigned i = 0; i < pp->n_cands; i++)
-		if (endpoint_equal(&pp->cands[i].ep, &e))
+		if (endpoint_equal(&pp->cands[i].ep, &e) && pp->cands[i].fd == fd)
 			return (int)i;
 	if (pp->n_cands == PATHS_MAX_CANDIDATES) {
 		/* Full: a learned source replaces the oldest learned one. */
 		for (unsigned i = 0; learned && i < pp->n_cands; i++) {
 			if (pp->cands[i].learned && (int)i != pp->best) {
-				pp->cands[i] = (struct path_cand){.ep = e, .learned = true};
+				pp->cands[i] = (struct path_cand){.ep = e, .learned = true, .fd = fd};
 				return (int)i;
 			}
 		}
 		return -1;
 	}
 	pp->cands[pp->n_cands] =
-		(struct path_cand){.ep = e, .learned = learned, .lan = is_lan(&e)};
+		(struct path_cand){.ep = e, .learned = learned, .lan = is_lan(&e), .fd = fd};
 	return (int)pp->n_cands++;
+}
+
+static int add_candidate(struct peer_paths *pp, const union sockaddr_inet *ep, bool learned)
+{
+	return add_candidate_fd(pp, ep, learned, -1);
 }
 
 /* --- choosing the path -------------------------------------------------- */
@@ -179,7 +221,15 @@ static void choose(struct paths *p, struct peer_paths *pp)
 	pp->best = best;
 	pp->reason[0] = '\0';
 	pp->failures = 0;
-	device_set_peer_endpoint(p->dev, pp->node_key, &pp->cands[best].ep);
+	if (pp->cands[best].fd >= 0) {
+		/* A search socket of ours: the data plane hands the peer's
+		 * packets to the event loop (relay id 0), paths_send_aux(). */
+		union sockaddr_inet aux;
+		endpoint_set_relay(&aux, 0);
+		device_set_peer_endpoint(p->dev, pp->node_key, &aux);
+	} else {
+		device_set_peer_endpoint(p->dev, pp->node_key, &pp->cands[best].ep);
+	}
 	if (!pp->direct_ns) {
 		pp->direct_ns = now;
 	}
@@ -197,8 +247,46 @@ static void arm(struct paths *p, struct peer_paths *pp, uint64_t delay_ms)
 	evloop_timer_arm(p->loop, &pp->timer, clock_mono_ns() + delay_ms * MS);
 }
 
+/* The peer's public address as its relay's STUN saw it (first in its list). */
+static const union sockaddr_inet *peer_public(const struct peer_paths *pp)
+{
+	for (unsigned i = 0; i < pp->n_cands; i++)
+		if (!pp->cands[i].learned && !pp->cands[i].lan && pp->cands[i].fd < 0 &&
+		    pp->cands[i].ep.sa.sa_family == AF_INET)
+			return &pp->cands[i].ep;
+	return NULL;
+}
+
+static void make_plan(struct paths *p, struct peer_paths *pp)
+{
+	if (!p->has_nat || !pp->has_nat) {
+		pp->plan = (struct plan){.kind = PLAN_PUNCH};
+		snprintf(pp->plan.reason, sizeof(pp->plan.reason), "hole punching");
+		return;
+	}
+	traversal_plan(&p->nat, &pp->nat, memcmp(p->node_pub, pp->node_key, 32) < 0, &pp->plan);
+}
+
+static void maybe_search(struct paths *p, struct peer_paths *pp, bool asked)
+{
+	const union sockaddr_inet *target = peer_public(pp);
+	uint64_t now = clock_mono_ns();
+
+	if (pp->plan.kind != PLAN_SEARCH || pp->best >= 0 || !target || search_running(pp->search))
+		return;
+	/* The peer asking (call-me-maybe) overrides our backoff: both sides
+	 * must search at the same time. */
+	if (now < pp->search_retry_ns && !(asked && now + 25000 * MS > pp->search_retry_ns))
+		return;
+	search_free(pp->search);
+	pp->search = NULL;
+	if (search_start(&pp->search, pp, pp->plan.i_open, target) == 0)
+		pp->search_retry_ns = now + (30000ULL << (pp->search_failures < 3 ? pp->search_failures : 3)) * MS;
+}
+
 static void start_discovery(struct paths *p, struct peer_paths *pp)
 {
+	make_plan(p, pp);
 	if (!pp->online || !pp->n_cands) {
 		snprintf(pp->reason, sizeof(pp->reason), "%s",
 			 !pp->online ? "peer offline" : "peer has no endpoints");
@@ -207,15 +295,19 @@ static void start_discovery(struct paths *p, struct peer_paths *pp)
 	pp->step = 0;
 	pp->started_ns = clock_mono_ns();
 	if (pp->best < 0)
-		snprintf(pp->reason, sizeof(pp->reason), "looking for a direct path");
+		snprintf(pp->reason, sizeof(pp->reason), "%s",
+			 pp->plan.kind == PLAN_RELAY ? pp->plan.reason : "looking for a direct path");
 	send_call_me_maybe(p, pp);
+	maybe_search(p, pp, false);
 	arm(p, pp, 0);
 }
 
 static void ping_all(struct paths *p, struct peer_paths *pp)
 {
+	/* A pair that cannot be direct sends no probe beyond its LAN. */
 	for (unsigned i = 0; i < pp->n_cands; i++)
-		send_ping(p, pp, &pp->cands[i].ep);
+		if (pp->plan.kind != PLAN_RELAY || pp->cands[i].lan)
+			ping_cand(p, pp, &pp->cands[i]);
 }
 
 static void peer_timer(struct evloop *loop, struct ev_timer *t, void *arg)
@@ -246,7 +338,7 @@ static void peer_timer(struct evloop *loop, struct ev_timer *t, void *arg)
 			pp->started_ns = now;
 			ping_all(p, pp);
 		} else {
-			send_ping(p, pp, &pp->cands[pp->best].ep);
+			ping_cand(p, pp, &pp->cands[pp->best]);
 		}
 		arm(p, pp, PATHS_HEARTBEAT_MS);
 		return;
@@ -254,8 +346,14 @@ static void peer_timer(struct evloop *loop, struct ev_timer *t, void *arg)
 	/* No direct path this round: stay on the relay, retry later. */
 	unsigned backoff = RETRY_MIN_MS << (pp->failures < 4 ? pp->failures : 4);
 	pp->failures++;
-	snprintf(pp->reason, sizeof(pp->reason), "no pong from %u candidates (retry in %u s)",
-		 pp->n_cands, (backoff > RETRY_MAX_MS ? RETRY_MAX_MS : backoff) / 1000);
+	if (pp->plan.kind == PLAN_RELAY)
+		snprintf(pp->reason, sizeof(pp->reason), "%s", pp->plan.reason);
+	else
+		snprintf(pp->reason, sizeof(pp->reason), "no pong from %u candidates%s (retry in %u s)",
+			 pp->n_cands, pp->plan.kind == PLAN_SEARCH ? " nor the birthday search" : "",
+			 (backoff > RETRY_MAX_MS ? RETRY_MAX_MS : backoff) / 1000);
+	if (pp->search && !search_running(pp->search) && search_winner_fd(pp->search) < 0)
+		pp->search_failures++;
 	evloop_timer_arm(loop, t, now + (uint64_t)(backoff > RETRY_MAX_MS ? RETRY_MAX_MS : backoff) * MS);
 	pp->step = 0;
 	pp->started_ns = now + (uint64_t)backoff * MS;
@@ -313,6 +411,11 @@ void paths_peer_update(struct paths *p, const struct netmap_peer *np)
 	snprintf(pp->name, sizeof(pp->name), "%s", np->name);
 	pp->home_relay = np->home_relay;
 	pp->online = np->online;
+	if (np->has_nat && (!pp->has_nat || memcmp(&pp->nat, &np->nat, sizeof(np->nat)))) {
+		pp->has_nat = true;
+		pp->nat = np->nat;
+		fresh = true; /* a new plan */
+	}
 	for (unsigned i = 0; i < np->n_endpoints; i++) {
 		if (p->hide_lan && is_lan(&np->endpoints[i]))
 			continue;
@@ -328,6 +431,7 @@ static void peer_paths_free(struct peer_paths *pp)
 {
 	evloop_timer_cancel(pp->owner->loop, &pp->timer);
 	evloop_timer_cancel(pp->owner->loop, &pp->pinger_timer);
+	search_free(pp->search);
 	if (pp->pinger)
 		api_reply_error(pp->pinger, "peer left the map");
 	memzero_explicit(pp->shared, sizeof(pp->shared));
@@ -369,10 +473,22 @@ static void report_pong(struct peer_paths *pp, const union sockaddr_inet *from, 
 }
 
 static void on_pong(struct paths *p, struct peer_paths *pp, const struct disco_msg *m,
-		    const union sockaddr_inet *src)
+		    const union sockaddr_inet *src, int fd)
 {
 	uint64_t now = clock_mono_ns();
 
+	/* A spray probe that landed: src is the opener's mapping. */
+	if (pp->search && !endpoint_is_relay(src) &&
+	    crypto_memeq(m->txid, search_txid(pp->search), DISCO_TXID_LEN)) {
+		int c = add_candidate_fd(pp, src, true, fd);
+		if (c >= 0) {
+			pp->cands[c].pong_ns = now;
+			pp->cands[c].rtt_ns = 1;
+			choose(p, pp);
+			ping_cand(p, pp, &pp->cands[c]); /* a real round trip soon */
+		}
+		return;
+	}
 	for (unsigned i = 0; i < PATHS_MAX_PINGS; i++) {
 		struct pending_ping *pg = &pp->pings[i];
 		int c;
@@ -381,7 +497,7 @@ static void on_pong(struct paths *p, struct peer_paths *pp, const struct disco_m
 		pg->sent_ns = now - pg->sent_ns; /* now the RTT */
 		report_pong(pp, &pg->to, pg->sent_ns);
 		if (!endpoint_is_relay(&pg->to) && !endpoint_is_relay(src) &&
-		    (c = add_candidate(pp, &pg->to, false)) >= 0) {
+		    (c = add_candidate_fd(pp, &pg->to, false, fd)) >= 0) {
 			pp->cands[c].pong_ns = now;
 			pp->cands[c].rtt_ns = pg->sent_ns;
 			choose(p, pp);
@@ -392,7 +508,7 @@ static void on_pong(struct paths *p, struct peer_paths *pp, const struct disco_m
 }
 
 static void on_ping(struct paths *p, struct peer_paths *pp, const struct disco_msg *m,
-		    const union sockaddr_inet *src)
+		    const union sockaddr_inet *src, int fd)
 {
 	struct disco_msg pong = {.type = DISCO_PONG, .src = *src};
 
@@ -401,44 +517,99 @@ static void on_ping(struct paths *p, struct peer_paths *pp, const struct disco_m
 		send_relayed(p, pp, endpoint_relay_id(src), &pong);
 		return;
 	}
-	send_direct(p, pp, src, &pong);
+	send_direct(p, pp, src, fd, &pong);
 	/* Its NAT just showed us a source that reaches us: ping it back, which
 	 * also opens our NAT towards it. */
-	int c = add_candidate(pp, src, true);
+	int c = add_candidate_fd(pp, src, true, fd);
 	if (c >= 0 && c != pp->best)
-		send_ping(p, pp, src);
+		ping_cand(p, pp, &pp->cands[c]);
 	if (!ev_timer_armed(&pp->timer) || (pp->best < 0 && pp->step >= SCHEDULE_STEPS))
 		start_discovery(p, pp);
 }
 
-void paths_disco_input(struct paths *p, const uint8_t *pkt, size_t len,
-		       const union sockaddr_inet *src, const uint8_t *relay_src)
+static struct peer_paths *disco_input(struct paths *p, const uint8_t *pkt, size_t len,
+				      const union sockaddr_inet *src, const uint8_t *relay_src,
+				      int fd, enum disco_type *type)
 {
 	struct peer_paths *pp = find_disco(p, disco_sender(pkt));
 	struct disco_msg m;
 
 	if (!pp || disco_open(pkt, len, pp->shared, &m) < 0)
-		return; /* not a peer of ours, or forged: dropped without a word */
+		return NULL; /* not a peer of ours, or forged: dropped without a word */
+	*type = m.type;
 	/* Through a relay, the relay vouches for the sender's node key. */
 	if (relay_src && memcmp(relay_src, pp->node_key, 32))
-		return;
+		return NULL;
 	switch (m.type) {
 	case DISCO_PING:
 		if (memcmp(m.node_key, pp->node_key, 32))
-			return;
-		on_ping(p, pp, &m, src);
+			return NULL;
+		on_ping(p, pp, &m, src, fd);
 		break;
 	case DISCO_PONG:
-		on_pong(p, pp, &m, src);
+		on_pong(p, pp, &m, src, fd);
 		break;
 	case DISCO_CALL_ME_MAYBE:
 		for (unsigned i = 0; i < m.n_endpoints; i++)
 			if (!(p->hide_lan && is_lan(&m.endpoints[i])))
 				add_candidate(pp, &m.endpoints[i], false);
-		if (pp->best < 0)
+		if (pp->best < 0) {
 			start_discovery(p, pp);
+			maybe_search(p, pp, true);
+		}
 		break;
 	}
+	return pp;
+}
+
+void paths_disco_input(struct paths *p, const uint8_t *pkt, size_t len,
+		       const union sockaddr_inet *src, const uint8_t *relay_src)
+{
+	enum disco_type type;
+
+	disco_input(p, pkt, len, src, relay_src, -1, &type);
+}
+
+bool paths_aux_input(struct peer_paths *pp, int fd, const uint8_t *pkt, size_t len,
+		     const union sockaddr_inet *src)
+{
+	struct paths *p = pp->owner;
+	union sockaddr_inet from;
+	enum disco_type type;
+
+	endpoint_unmap(src, &from);
+	if (!disco_is_message(pkt, len)) {
+		/* WireGuard on the socket a search found: into the device as if
+		 * relayed (relay id 0 names these sockets). */
+		device_receive_relayed(p->dev, 0, pkt, len);
+		return false;
+	}
+	if (disco_input(p, pkt, len, &from, NULL, fd, &type) != pp)
+		return false;
+	return pp->best >= 0 && pp->cands[pp->best].fd == fd;
+}
+
+void paths_send_aux(struct paths *p, const uint8_t node_key[32], const uint8_t *pkt, size_t len)
+{
+	struct peer_paths *pp = find(p, node_key);
+	const struct path_cand *c;
+	union sockaddr_inet v4;
+
+	if (!pp || pp->best < 0 || (c = &pp->cands[pp->best])->fd < 0)
+		return;
+	endpoint_unmap(&c->ep, &v4);
+	sendto(c->fd, pkt, len, MSG_DONTWAIT, &v4.sa, endpoint_len(&v4));
+}
+
+void paths_set_self_nat(struct paths *p, const struct nat_class *nat)
+{
+	if (p->has_nat && !memcmp(&p->nat, nat, sizeof(*nat)))
+		return;
+	p->has_nat = true;
+	p->nat = *nat;
+	for (struct peer_paths *pp = p->peers; pp; pp = pp->next)
+		if (pp->best < 0)
+			start_discovery(p, pp);
 }
 
 /* --- knit ping -------------------------------------------------------------- */
@@ -449,7 +620,10 @@ static void ping_once(struct paths *p, struct peer_paths *pp)
 	union sockaddr_inet relay;
 
 	endpoint_set_relay(&relay, (uint16_t)pp->home_relay);
-	send_ping(p, pp, pp->best >= 0 ? &pp->cands[pp->best].ep : &relay);
+	if (pp->best >= 0)
+		ping_cand(p, pp, &pp->cands[pp->best]);
+	else
+		send_ping(p, pp, &relay);
 }
 
 static void pinger_tick(struct evloop *loop, struct ev_timer *t, void *arg)

@@ -22,6 +22,7 @@
 #include "control/netmap.h"
 #include "disco/disco.h"
 #include "lib/evloop.h"
+#include "traversal/plan.h"
 #include "wg/device.h"
 
 #define PATHS_MAX_CANDIDATES 32
@@ -32,6 +33,7 @@
 
 struct relays;
 struct api_conn;
+struct search;
 
 struct path_cand {
 	union sockaddr_inet ep;
@@ -39,6 +41,7 @@ struct path_cand {
 	uint64_t rtt_ns;
 	bool lan;
 	bool learned; /* from a ping it sent us, not from control */
+	int fd;	      /* a search socket of ours it answers on; -1: the device's */
 };
 
 struct pending_ping {
@@ -67,6 +70,12 @@ struct peer_paths {
 	unsigned failures; /* discovery rounds without a pong, for backoff */
 	char reason[128];
 	struct ev_timer timer;
+	bool has_nat;
+	struct nat_class nat; /* the peer's NAT, from its netcheck */
+	struct plan plan;
+	struct search *search;
+	uint64_t search_retry_ns; /* no new search before */
+	unsigned search_failures;
 	struct api_conn *pinger; /* a `knit ping` waiting for pongs */
 	unsigned pinger_left;
 	struct ev_timer pinger_timer; /* one ping a second while it waits */
@@ -80,6 +89,8 @@ struct paths {
 	uint8_t disco_priv[32], disco_pub[32], node_pub[32];
 	struct peer_paths *peers;
 	bool hide_lan; /* tests: candidates without LAN addresses */
+	bool has_nat;
+	struct nat_class nat; /* ours, from netcheck */
 	/* Our own candidates, for call-me-maybe. */
 	union sockaddr_inet self[PATHS_MAX_CANDIDATES];
 	unsigned n_self;
@@ -104,4 +115,16 @@ const struct peer_paths *paths_find(const struct paths *p, const uint8_t node_ke
 int paths_ping(struct paths *p, const uint8_t node_key[32], struct api_conn *c, unsigned count,
 	       bool all);
 void paths_api_gone(struct paths *p, struct api_conn *c);
+/* Our NAT class (netcheck): plans are made from it and the peers'. */
+void paths_set_self_nat(struct paths *p, const struct nat_class *nat);
+/* The data plane's packets for a peer on a search socket (relay id 0). */
+void paths_send_aux(struct paths *p, const uint8_t node_key[32], const uint8_t *pkt, size_t len);
+
+/* For search.c. */
+int paths_seal_ping(struct peer_paths *pp, uint8_t *out, size_t size, const uint8_t *txid);
+void paths_send_aside(struct peer_paths *pp, const union sockaddr_inet *to, const void *pkt,
+		      size_t len);
+/* A datagram on search socket fd; true when it confirmed a path there. */
+bool paths_aux_input(struct peer_paths *pp, int fd, const uint8_t *pkt, size_t len,
+		     const union sockaddr_inet *src);
 #endif
