@@ -15,6 +15,7 @@
 #include "crypto/crypto.h"
 #include "knit-relay/check.h"
 #include "knit-relay/relay.h"
+#include "knit-relay/stun_server.h"
 #include "lib/encoding.h"
 #include "lib/evloop.h"
 #include "lib/keyfile.h"
@@ -24,7 +25,7 @@
 #define KEY_FILE "relay.key"
 
 struct options {
-	const char *listen, *stun, *control_url, *control_key, *state_dir;
+	const char *listen, *stun, *stun_alt, *control_url, *control_key, *state_dir;
 	uint8_t control_pub[32];
 	struct relay_config cfg;
 };
@@ -44,6 +45,10 @@ static void usage(FILE *f)
 		"  --listen ADDR:PORT      TCP address, e.g. [::]:443 (IPv4 and IPv6) or "
 		"192.0.2.1:443\n"
 		"  --stun ADDR:PORT        UDP address for STUN, e.g. [::]:3478\n"
+		"  --stun-alt ADDR:PORT    a second address and port of this host: STUN then\n"
+		"                          answers RFC 5780 CHANGE-REQUEST and sends\n"
+		"                          OTHER-ADDRESS (nodes classify NAT filtering);\n"
+		"                          --stun must then be a specific address\n"
 		"  --control URL           control server, http://HOST:PORT\n"
 		"  --control-key KEY       control's public key (base64), pinned\n"
 		"  --state-dir DIR         where the relay key lives (created 0700)\n"
@@ -76,6 +81,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 	static const struct option longopts[] = {
 		{"listen", required_argument, NULL, 'L'},
 		{"stun", required_argument, NULL, 'S'},
+		{"stun-alt", required_argument, NULL, 'A'},
 		{"control", required_argument, NULL, 'C'},
 		{"control-key", required_argument, NULL, 'K'},
 		{"state-dir", required_argument, NULL, 'd'},
@@ -97,6 +103,9 @@ static int parse_options(int argc, char **argv, struct options *o)
 			break;
 		case 'S':
 			o->stun = optarg;
+			break;
+		case 'A':
+			o->stun_alt = optarg;
 			break;
 		case 'C':
 			o->control_url = optarg;
@@ -146,6 +155,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 /* Everything serve needs, checked before anything is opened. */
 static int check_serve_options(struct options *o)
 {
+	const char *why;
 	char host[256];
 	uint16_t port;
 
@@ -160,6 +170,14 @@ static int check_serve_options(struct options *o)
 	}
 	if (endpoint_parse(o->stun, false, &o->cfg.stun) < 0) {
 		fprintf(stderr, "knit-relay: --stun: '%s' is not ADDR:PORT\n", o->stun);
+		return -EINVAL;
+	}
+	if (o->stun_alt && endpoint_parse(o->stun_alt, false, &o->cfg.stun_alt) < 0) {
+		fprintf(stderr, "knit-relay: --stun-alt: '%s' is not ADDR:PORT\n", o->stun_alt);
+		return -EINVAL;
+	}
+	if (o->stun_alt && stun_server_check_alt(&o->cfg.stun, &o->cfg.stun_alt, &why) < 0) {
+		fprintf(stderr, "knit-relay: --stun-alt: %s\n", why);
 		return -EINVAL;
 	}
 	if (httpup_parse_url(o->control_url, host, sizeof(host), &port) < 0) {

@@ -33,6 +33,7 @@ struct relay;
 struct relay_config {
 	union sockaddr_inet listen; /* TCP; port 0 picks one (tests) */
 	union sockaddr_inet stun;   /* UDP; sa_family 0: no STUN responder */
+	union sockaddr_inet stun_alt; /* RFC 5780 alternate; sa_family 0: none */
 	uint8_t priv[32];	    /* the relay key; copied, wiped on free */
 	unsigned max_conns;	    /* open TCP connections, handshakes included */
 	size_t queue_bytes;	    /* each client's send queue */

@@ -649,7 +649,7 @@ int relay_new(struct relay **out, struct evloop *loop, const struct relay_config
 	if (ret < 0)
 		goto fail;
 	if (cfg->stun.sa.sa_family) {
-		ret = stun_server_new(&r->stun, loop, &cfg->stun, &r->stats);
+		ret = stun_server_new(&r->stun, loop, &cfg->stun, &cfg->stun_alt, &r->stats);
 		if (ret < 0)
 			goto fail;
 	}
