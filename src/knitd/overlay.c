@@ -25,6 +25,7 @@
 #include "lib/keyfile.h"
 #include "lib/log.h"
 #include "lib/netlink.h"
+#include "portmap/portmap.h"
 #include "stun/stun.h"
 #include "wg/device.h"
 
@@ -48,6 +49,7 @@ struct overlay {
 	struct api_server *api;
 	struct relays relays;
 	struct paths paths;
+	struct portmap *portmap; /* NAT-PMP, PCP, UPnP: a public port, maybe */
 	uint8_t node_priv[32], node_pub[32], disco_priv[32], disco_pub[32];
 	/* prefs, kept in DIR/prefs.json */
 	char control_url[256];
@@ -335,6 +337,8 @@ static unsigned gather_endpoints(struct overlay *ov, union sockaddr_inet *eps)
 	unsigned n = 0;
 
 	if (relays_mapped(&ov->relays, &eps[n]))
+		n++;
+	if (ov->portmap && portmap_current(ov->portmap, &eps[n], NULL))
 		n++;
 	if (!ov->o->hide_lan && getifaddrs(&ifa) == 0) {
 		for (i = ifa; i && n < NETMAP_MAX_ENDPOINTS; i = i->ifa_next) {
@@ -809,6 +813,19 @@ static void on_aside(void *arg, const uint8_t *pkt, size_t len, const union sock
 		relays_stun_input(&ov->relays, pkt, len, &from);
 }
 
+static void on_portmap(void *arg, const union sockaddr_inet *external, const char *protocol)
+{
+	struct overlay *ov = arg;
+	char ep[ENDPOINT_STRLEN] = "none";
+
+	if (external)
+		endpoint_format(external, ep, sizeof(ep));
+	log_info("port mapping external=%s protocol=%s", ep, protocol ? protocol : "-");
+	send_update(ov); /* a new candidate for every peer */
+}
+
+static const struct portmap_ops portmap_ops = {.changed = on_portmap};
+
 static void on_signal(struct evloop *loop, int signo, void *arg)
 {
 	log_info("stopping signal=%s", strsignal(signo));
@@ -884,6 +901,9 @@ int overlay_run(const struct overlay_options *o)
 	if ((ret = start_device(ov)) < 0 ||
 	    (ret = api_server_new(&ov->api, ov->loop, o->socket_path, &api_ops, ov)) < 0)
 		goto out;
+	/* The gateway may give us a public port: a candidate that beats any NAT. */
+	if (portmap_new(&ov->portmap, ov->loop, ov->dev->listen_port, &portmap_ops, ov) < 0)
+		log_warn("no port mapping (cannot start the client)");
 	load_prefs(ov);
 	if (ov->want_up && start_control(ov) < 0)
 		log_warn("cannot resume: bad control URL in prefs url=%s", ov->control_url);
@@ -892,6 +912,7 @@ int overlay_run(const struct overlay_options *o)
 	ret = evloop_run(ov->loop);
 out:
 	stop_control(ov);
+	portmap_free(ov->portmap);
 	api_server_free(ov->api);
 	if (ov->dev) {
 		paths_destroy(&ov->paths);
