@@ -22,7 +22,12 @@
 #               WireGuard data packet on a direct UDP path (type 4 on A's
 #               underlay; relayed packets travel over TCP), from one packet
 #               capture on A, so independent of what knitd says about itself
-#   status_ms   the same seen by polling knit status (every 30 ms)
+#   status_ms   from the first ping to A's status saying "direct" (polled
+#               every 30 ms)
+#   found_ms    from A's status first showing B online to it showing a
+#               direct path (polled every 30 ms from knitd's start): knitd
+#               may look for a path before any packet asks for one, and
+#               then ttd_ms is 0
 #   knitd_ms    knitd's own "direct_after_ms", when it reports one
 #
 # and asserts its expected outcome (matrix_expect: the feasibility analysis
@@ -261,7 +266,7 @@ mx_cell() {
 	local id case shape ah bh al bl r1 r2 expect how eppat opts
 	IFS='|' read -r id case shape ah bh al bl r1 r2 expect how eppat opts <<<"$1"
 	local t_start t0 deadline path='' endpoint='' reason='' path_b='' status_ms=null
-	local knitd_ms=null ttd_ms=null first=-1 fdirect=-1 pcap_ep='' sent=0 recv=0 after=0
+	local knitd_ms=null ttd_ms=null found_ms=null first=-1 fdirect=-1 pcap_ep='' sent=0 recv=0 after=0
 	local connected=false ok=false note='' d=$RUNDIR/mx h st ipb waited
 	MX_ERR=''
 	now_ms
@@ -316,6 +321,12 @@ mx_cell() {
 				'/bytes from/ { gsub(/[][]/, "", $1); if ($1 + 0 >= t + 0) n++ } END { print n + 0 }' \
 				"$RUNDIR/log/ping-$ah.log")
 		fi
+		# Peer online at A -> A's path direct, from A's status polls.
+		if [[ -n $MX_T_FOUND ]]; then
+			found_ms=$((MX_T_FOUND - MX_T_ONLINE))
+		elif [[ $status_ms != null && -n $MX_T_ONLINE ]]; then
+			found_ms=$((t0 + status_ms - MX_T_ONLINE))
+		fi
 		read -r first fdirect pcap_ep <<<"$(mx_pcap_times "$d/cell.pcap")"
 		[[ $first -ge 0 && $fdirect -ge 0 ]] && ttd_ms=$((fdirect > first ? fdirect - first : 0))
 		((recv > 0)) && connected=true
@@ -336,14 +347,14 @@ mx_cell() {
 		--arg path "${path:-none}" --arg path_b "${path_b:-none}" --arg endpoint "$endpoint" \
 		--arg direct_endpoint "$pcap_ep" --arg reason "$reason" --arg note "${note%; }" \
 		--argjson connected "$connected" --argjson ok "$ok" --argjson ttd_ms "$ttd_ms" \
-		--argjson status_ms "$status_ms" --argjson knitd_ms "${knitd_ms:-null}" \
+		--argjson status_ms "$status_ms" --argjson found_ms "$found_ms" --argjson knitd_ms "${knitd_ms:-null}" \
 		--argjson sent "${sent:-0}" --argjson received "${recv:-0}" \
 		--argjson after_direct "${after:-0}" --argjson waited_s "${waited:-0}" \
 		--argjson seconds "$(((MX_NOW - t_start) / 1000))" --arg worker "$P" \
 		'{id: $id, case: $case, a: $a, b: $b, a_spec: $a_spec, b_spec: $b_spec,
 		  expect: $expect, how: $how, ok: $ok, connected: $connected, path: $path,
 		  path_b: $path_b, endpoint: $endpoint, direct_endpoint: $direct_endpoint,
-		  path_reason: $reason, ttd_ms: $ttd_ms, status_ms: $status_ms,
+		  path_reason: $reason, ttd_ms: $ttd_ms, status_ms: $status_ms, found_ms: $found_ms,
 		  knitd_ms: $knitd_ms, pings_sent: $sent, pings_received: $received,
 		  received_after_direct: $after_direct, waited_s: $waited_s,
 		  seconds: $seconds, worker: $worker, note: $note}' >"$MX_DIR/cells/$id.json"
@@ -376,9 +387,35 @@ mx_cell_prepare() {
 	# miniupnpd learns its external address by STUN before it maps.
 	[[ $r1 == *upnp=on* ]] && sleep 0.5
 	for h in "$ah" "$bh"; do mx_knitd_start "$h" "${kopts[@]}" || return 1; done
-	for h in "$ah" "$bh"; do
-		wait_for 10 mx_ready "$h" ||
-			{ MX_ERR="$h not ready in 10 s: $(mx_status "$h" | jq -c '{backend_state, error, peers: [.peers[] | {path, online, path_reason}]}' 2>/dev/null)"; return 1; }
+	mx_watch_ready "$ah" || { MX_ERR="$ah not ready in 10 s: $(mx_why "$ah")"; return 1; }
+	wait_for 10 mx_ready "$bh" || { MX_ERR="$bh not ready in 10 s: $(mx_why "$bh")"; return 1; }
+}
+
+mx_why() { mx_status "$1" | jq -c '{backend_state, error, peers: [.peers[] | {path, online, path_reason}]}' 2>/dev/null; }
+
+# mx_watch_ready HOST: waits until HOST is ready (mx_ready), noting when it
+# first saw its peer online (MX_T_ONLINE) and a direct path (MX_T_FOUND),
+# in ms: knitd may find a path before any packet asks for one.
+mx_watch_ready() {
+	local st end
+	MX_T_ONLINE='' MX_T_FOUND=''
+	now_ms
+	end=$((MX_NOW + 10000))
+	while :; do
+		st=$(mx_status "$1")
+		now_ms
+		if [[ -z $MX_T_ONLINE ]] && jq -e '.peers[0].online' <<<"$st" >/dev/null 2>&1; then
+			MX_T_ONLINE=$MX_NOW
+		fi
+		if [[ -n $MX_T_ONLINE && -z $MX_T_FOUND ]] &&
+			jq -e '.peers[0].path == "direct"' <<<"$st" >/dev/null 2>&1; then
+			MX_T_FOUND=$MX_NOW
+		fi
+		jq -e '.backend_state == "Running" and (.peers | length) == 1 and .peers[0].online and
+			(.peers[0].path == "relay" or .peers[0].path == "direct")' <<<"$st" >/dev/null 2>&1 &&
+			return 0
+		((MX_NOW < end)) || return 1
+		sleep "$MX_POLL"
 	done
 }
 
@@ -538,11 +575,12 @@ cmd_matrix() {
 	MX_WORKERS=()
 	now_ms
 	mx_report "$name" "$kinds" "$loss" "$delay" "$(((MX_NOW - started) / 1000))" >"$MX_DIR/run.json"
-	if [[ -n $json ]]; then
-		mx_merge "$json" "$name" "$MX_DIR/run.json"
+	local merged=0
+	if [[ -n $json ]] && mx_merge "$json" "$name" "$MX_DIR/run.json"; then
+		merged=1
 	fi
 	if [[ -n $md ]]; then
-		if [[ -n $json ]]; then
+		if ((merged)); then
 			mx_markdown <"$json" >"$md"
 		else
 			jq --arg n "$name" '{runs: {($n): .}}' "$MX_DIR/run.json" | mx_markdown >"$md"
@@ -581,6 +619,7 @@ mx_report() {
 		| [$cells[] | select(.case == "pair")] as $pairs
 		| [$pairs[] | select(.path == "direct" and .ok and .how == "plain") | .ttd_ms] as $plain
 		| [$pairs[] | select(.path == "direct" and .ok and .how == "search") | .ttd_ms] as $search
+		| [$pairs[] | select(.path == "direct" and .found_ms != null) | .found_ms] as $found
 		| {name: $name, kinds: $kinds, order: $order, alloc: $alloc,
 		   loss_pct: (if $loss == "" then 0 else ($loss | tonumber) end),
 		   delay_ms: (if $delay == "" then 0 else ($delay | tonumber) end),
@@ -595,17 +634,26 @@ mx_report() {
 		     pairs_expected_direct: ([$pairs[] | select(.expect == "direct")] | length)},
 		   ttd: {plain_cells: ($plain | length), plain_median_ms: ($plain | median),
 		     plain_worst_ms: ($plain | max), search_cells: ($search | length),
-		     search_median_ms: ($search | median), search_worst_ms: ($search | max)},
+		     search_median_ms: ($search | median), search_worst_ms: ($search | max),
+		     found_cells: ($found | length), found_median_ms: ($found | median),
+		     found_worst_ms: ($found | max)},
 		   cells: $cells}' "$MX_DIR"/cells/*.json
 }
 
-mx_merge() { # FILE NAME RUN_JSON
+# mx_merge FILE NAME RUN_JSON: the run into FILE, a matrix file (format
+# "knit-lab matrix") holding runs by name; any other file is left alone.
+mx_merge() {
 	local f=$1 tmp
+	if [[ -s $f ]] && ! jq -e '.format == "knit-lab matrix"' "$f" >/dev/null 2>&1; then
+		say "matrix: $f is not a knit-lab matrix file: left alone (results in $3)"
+		cp "$3" "${TMPDIR:-/tmp}/knit-matrix-$2.json"
+		return 1
+	fi
 	tmp=$(mktemp)
-	if [[ -s $f ]] && jq -e '.runs | type == "object"' "$f" >/dev/null 2>&1; then
+	if [[ -s $f ]]; then
 		jq --arg n "$2" --slurpfile r "$3" '.runs[$n] = $r[0] | .generated = $r[0].date' "$f" >"$tmp"
 	else
-		jq --arg n "$2" '{generated: .date, runs: {($n): .}}' "$3" >"$tmp"
+		jq --arg n "$2" '{format: "knit-lab matrix", generated: .date, runs: {($n): .}}' "$3" >"$tmp"
 	fi
 	mkdir -p "$(dirname "$f")"
 	mv "$tmp" "$f"
@@ -649,7 +697,7 @@ mx_markdown() {
 	"ports and both filter ADPF; `matrix_expect` in `lab/lib/matrix.sh`). In *relay-only* mode (NAT",
 	"traversal not built yet) a cell asserts only that A reached B.",
 	"",
-	(.runs | to_entries | sort_by((.key as $k | order | index($k)) // 99, .key)[] | .value |
+	(.runs | to_entries | map(select(.value.cells | type == "array")) | sort_by((.key as $k | order | index($k)) // 99, .key)[] | .value |
 	 (.order | length) as $n |
 	 . as $r |
 	 "## \(title)",
@@ -664,8 +712,18 @@ mx_markdown() {
 	     ([$r.order[] as $b | ([$r.cells[] | select(.case == "pair" and .a == $a and .b == $b)] | first // null)
 	       | if . == null then "" else cell end] | join(" | ")) + " |"),
 	   "",
+	   (if .ttd.found_cells > 0 then
+	     "Peer online to direct path (A'"'"'s `knit status` polled every 30 ms from knitd'"'"'s start; knitd may find the path before the first packet, and the time above is then 0):",
+	     "",
+	     "| A \\ B | " + (.order | join(" | ")) + " |",
+	     "|---|" + ([range($n)] | map("---") | join("|")) + "|",
+	     (.order[] as $a | "| **\($a)** | " +
+	       ([$r.order[] as $b | ([$r.cells[] | select(.case == "pair" and .a == $a and .b == $b)] | first // null)
+	         | if . == null or .found_ms == null or .path != "direct" then "" else "\(.found_ms) ms" end] | join(" | ")) + " |"),
+	     ""
+	    else empty end),
 	   "Direct in **\(.totals.pairs_direct) of \(.totals.pairs)** (expected \(.totals.pairs_expected_direct)), relay in \(.totals.pairs_relay), connected in \(.totals.pairs_connected) of \(.totals.pairs).",
-	   "Time to direct: cells that need no search \(.ttd.plain_cells) direct, median \(.ttd.plain_median_ms // "–") ms, worst \(.ttd.plain_worst_ms // "–") ms; search cells \(.ttd.search_cells) direct, worst \(.ttd.search_worst_ms // "–") ms.",
+	   "Time to direct: cells that need no search \(.ttd.plain_cells) direct, median \(.ttd.plain_median_ms // "–") ms, worst \(.ttd.plain_worst_ms // "–") ms; search cells \(.ttd.search_cells) direct, worst \(.ttd.search_worst_ms // "–") ms. Peer online to direct: median \(.ttd.found_median_ms // "–") ms, worst \(.ttd.found_worst_ms // "–") ms.",
 	   ""
 	  else empty end),
 	 (if ([.cells[] | select(.case != "pair")] | length) > 0 then
