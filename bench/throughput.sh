@@ -5,7 +5,8 @@
 #   - one TCP stream (iperf3, Gbit/s at the receiver), and the CPU-seconds
 #     both daemons spent on it (/proc/PID/stat), as bytes per CPU-second;
 #   - UDP at 1 and 2 Gbit/s offered (iperf3 -u, 1,372-byte datagrams that
-#     fit every contender's MTU): loss % at the receiver;
+#     fit every contender's MTU, 8 MiB socket buffers): loss % at the
+#     receiver;
 #   - ping RTT (PINGS pings 5 ms apart): median, and the overlay's overhead
 #     over the underlay's median in the same round.
 # Prints every run, the medians over rounds, and the ratios knit/veth and
@@ -44,6 +45,9 @@ netns_add b
 veth a b
 n a ip addr add 192.168.241.1/24 dev eth0
 n b ip addr add 192.168.241.2/24 dev eth0
+# iperf3's UDP receiver, not the contenders, drops first with the default
+# 208 KiB socket buffer: allow 8 MiB (per namespace, so only ours).
+for ns in a b; do n "$ns" sysctl -qw net.core.rmem_max=8388608 net.core.wmem_max=8388608; done
 
 KA=$(genkey); KB=$(genkey); PA=$(pubkey "$KA"); PB=$(pubkey "$KB")
 # side_conf ME PEER PORT PEERPORT NET FORMAT
@@ -110,7 +114,7 @@ tcp() {
 # udp CONTENDER RATE: loss % at the receiver.
 udp() {
 	local json
-	json=$(n a iperf3 -c "$(addr_of "$1")" -p 5201 -u -b "$2" -l 1372 -t "$SECS" --json \
+	json=$(n a iperf3 -c "$(addr_of "$1")" -p 5201 -u -b "$2" -l 1372 -w 8M -t "$SECS" --json \
 		2>/dev/null) || json='{}'
 	jq -r '.end.sum.lost_percent // 100' <<<"$json"
 }

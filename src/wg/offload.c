@@ -99,6 +99,25 @@ uint64_t csum_partial(const void *data, size_t len, uint64_t sum)
 	return sum;
 }
 
+/* Copies len bytes and returns their sum: one pass over the payload. */
+static uint64_t csum_copy(uint8_t *dst, const uint8_t *src, size_t len)
+{
+	uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+	uint32_t w[4];
+	size_t done = len & ~(size_t)15;
+
+	for (size_t i = 0; i < done; i += 16) {
+		memcpy(w, src + i, 16);
+		memcpy(dst + i, w, 16);
+		s0 += w[0];
+		s1 += w[1];
+		s2 += w[2];
+		s3 += w[3];
+	}
+	memcpy(dst + done, src + done, len - done);
+	return csum_partial(src + done, len - done, s0 + s1 + s2 + s3);
+}
+
 uint16_t csum_fold(uint64_t sum)
 {
 	sum = (sum & 0xffffffff) + (sum >> 32);
@@ -273,8 +292,10 @@ int offload_split(const struct vnet_hdr *h, const uint8_t *pkt, size_t len, uint
 		uint8_t *o = out[i], *l4 = o + l.iphl;
 		bool last = i == segs - 1;
 
+		uint64_t payload_sum;
+
 		memcpy(o, pkt, hl);
-		memcpy(o + hl, pkt + hl + off, seg);
+		payload_sum = csum_copy(o + hl, pkt + hl + off, seg);
 		if (l.v6) {
 			put_be16(o + 4, (uint16_t)(total - 40));
 		} else {
@@ -289,16 +310,21 @@ int offload_split(const struct vnet_hdr *h, const uint8_t *pkt, size_t len, uint
 			if (i)
 				l4[13] &= (uint8_t)~TCP_CWR;
 			l4[16] = l4[17] = 0;
-			csum_store(l4 + 16, csum_partial(l4, total - l.iphl,
-							 pseudo_sum(o, l.v6, IPPROTO_TCP_,
-								    (uint32_t)(total - l.iphl))));
+			/* The payload starts 4-aligned within the segment: its
+			 * sum adds to the header's. */
+			csum_store(
+				l4 + 16,
+				csum_partial(l4, l.l4hl,
+					     payload_sum + pseudo_sum(o, l.v6, IPPROTO_TCP_,
+								      (uint32_t)(total - l.iphl))));
 		} else {
 			uint16_t c;
 			put_be16(l4 + 4, (uint16_t)(total - l.iphl));
 			l4[6] = l4[7] = 0;
-			c = (uint16_t)~csum_fold(csum_partial(
-				l4, total - l.iphl,
-				pseudo_sum(o, l.v6, IPPROTO_UDP_, (uint32_t)(total - l.iphl))));
+			c = (uint16_t)~csum_fold(
+				csum_partial(l4, l.l4hl,
+					     payload_sum + pseudo_sum(o, l.v6, IPPROTO_UDP_,
+								      (uint32_t)(total - l.iphl))));
 			if (!c)
 				c = 0xffff; /* zero means "no checksum" in UDP */
 			memcpy(l4 + 6, &c, 2);

@@ -639,17 +639,26 @@ void tx_state_free(struct tx_state *s)
 	free(s);
 }
 
-/* Waits for the TUN, then reads until it is empty or the slots are full. */
+/*
+ * Reads until the TUN is empty or the slots are full, then sends.  poll()
+ * only when the TUN was found empty: under load, a batch is its reads and
+ * one sendmmsg, nothing else.
+ */
 static void tx_batch(struct tx_state *s)
 {
 	struct wg_device *dev = s->c.dev;
 	struct pollfd pfd[2] = {{.fd = dev->tun_fd, .events = POLLIN},
 				{.fd = dev->stop_efd, .events = POLLIN}};
-	unsigned used = 0;
+	unsigned used = 0, reads = 0;
+	int r = tx_read_one(s, &used);
 
-	if (poll(pfd, 2, 1000) <= 0 || (pfd[1].revents & POLLIN))
-		return;
-	for (unsigned reads = 0; reads < TX_MAX_READS && used < TX_SLOTS; reads++)
+	if (r < 0) {
+		if (poll(pfd, 2, 1000) <= 0 || (pfd[1].revents & POLLIN))
+			return;
+	} else {
+		reads++;
+	}
+	for (; reads < TX_MAX_READS && used < TX_SLOTS; reads++)
 		if (tx_read_one(s, &used) < 0)
 			break;
 	if (used)
