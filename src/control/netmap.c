@@ -2,7 +2,9 @@
 #include "control/netmap.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "lib/encoding.h"
@@ -170,11 +172,30 @@ json_t *netmap_relay_to_json(const struct netmap_relay *r)
 	json_t *j = json_pack("{s:i,s:s,s:s,s:i,s:i}", "id", r->id, "region", r->region, "host",
 			      r->host, "port", r->port, "stun_port", r->stun_port);
 
+	if (j && r->stun_alt[0] && json_object_set_new(j, "stun_alt", json_string(r->stun_alt))) {
+		json_decref(j);
+		return NULL;
+	}
 	if (j && json_put_key(j, "key", r->key)) {
 		json_decref(j);
 		j = NULL;
 	}
 	return j;
+}
+
+int netmap_host_port_valid(const char *s)
+{
+	const char *colon = s ? strrchr(s, ':') : NULL;
+	char *end;
+	unsigned long port;
+
+	if (!colon || colon == s || strlen(s) >= NETMAP_HOST_LEN + 8)
+		return -EINVAL;
+	for (const char *c = s; c < colon; c++)
+		if (!isalnum((unsigned char)*c) && !strchr(".-:_[]", *c))
+			return -EINVAL;
+	port = strtoul(colon + 1, &end, 10);
+	return *end || colon[1] < '0' || colon[1] > '9' || port < 1 || port > 65535 ? -EINVAL : 0;
 }
 
 int netmap_relay_from_json(const json_t *j, struct netmap_relay *out, const char **why)
@@ -188,6 +209,11 @@ int netmap_relay_from_json(const json_t *j, struct netmap_relay *out, const char
 	    get_string(j, "host", out->host, sizeof(out->host)) || !out->host[0] ||
 	    get_int(j, "port", 1, 65535, &port) || get_int(j, "stun_port", 1, 65535, &stun_port) ||
 	    json_get_key(j, "key", out->key))
+		return -EINVAL;
+	*why = "relay has a bad stun_alt (want \"host:port\")";
+	if (json_object_get(j, "stun_alt") &&
+	    (get_string(j, "stun_alt", out->stun_alt, sizeof(out->stun_alt)) ||
+	     netmap_host_port_valid(out->stun_alt) < 0))
 		return -EINVAL;
 	out->id = (int)id;
 	out->port = (uint16_t)port;

@@ -52,6 +52,9 @@ struct netmap_relay {
 	char host[NETMAP_HOST_LEN];
 	uint16_t port;
 	uint16_t stun_port;
+	/* "host:port": a second address and port of the relay's STUN server
+	 * (RFC 5780 CHANGE-REQUEST, see knit-relay --stun-alt); "" when none. */
+	char stun_alt[NETMAP_HOST_LEN + 8];
 	uint8_t key[32];
 };
 
@@ -64,6 +67,10 @@ int netmap_relay_from_json(const json_t *j, struct netmap_relay *out, const char
 /* A NAT class as {"udp", "public", "port_mapped", "mapping", "filtering"}. */
 json_t *netmap_nat_to_json(const struct nat_class *c);
 int netmap_nat_from_json(const json_t *j, struct nat_class *out);
+
+/* "host:port" (host: letters, digits and .-:_[]; port 1..65535): 0 or
+ * -EINVAL.  What a relay's stun_alt must look like. */
+int netmap_host_port_valid(const char *s);
 
 /* Small JSON helpers for untrusted objects: -EINVAL when missing or wrong. */
 int json_get_key(const json_t *obj, const char *field, uint8_t key[32]);

@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "control/netmap.h"
 #include "crypto/crypto.h"
 #include "knit-control/duration.h"
 #include "knit-control/store.h"
@@ -34,13 +35,13 @@ enum {
 	O_REUSABLE = 1 << 2,
 	O_EXPIRY = 1 << 3,
 	O_TAG = 1 << 4,
-	O_RELAY = 1 << 5,  /* --id --region --host --port --stun-port --key */
+	O_RELAY = 1 << 5,  /* --id --region --host --port --stun-port --key [--stun-alt] */
 	O_CONFIG = 1 << 6, /* --key-expiry --ipv4-prefix --ipv6-prefix */
 };
 
 struct opts {
 	const char *state_dir, *expiry, *tag;
-	const char *id, *region, *host, *port, *stun_port, *key;
+	const char *id, *region, *host, *port, *stun_port, *key, *stun_alt;
 	const char *key_expiry, *ipv4_prefix, *ipv6_prefix;
 	const char *pos[MAX_POSITIONAL];
 	int npos;
@@ -64,6 +65,7 @@ static const struct optdef {
 	{"--port", O_RELAY, false, offsetof(struct opts, port)},
 	{"--stun-port", O_RELAY, false, offsetof(struct opts, stun_port)},
 	{"--key", O_RELAY, false, offsetof(struct opts, key)},
+	{"--stun-alt", O_RELAY, false, offsetof(struct opts, stun_alt)},
 	{"--key-expiry", O_CONFIG, false, offsetof(struct opts, key_expiry)},
 	{"--ipv4-prefix", O_CONFIG, false, offsetof(struct opts, ipv4_prefix)},
 	{"--ipv6-prefix", O_CONFIG, false, offsetof(struct opts, ipv6_prefix)},
@@ -549,10 +551,15 @@ static json_t *relay_json(const struct store_relay *r)
 {
 	char key[KEY_BASE64_LEN + 1];
 
+	json_t *j;
+
 	key_to_base64(key, r->key);
-	return json_pack("{s:I, s:s, s:s, s:i, s:i, s:s}", "id", (json_int_t)r->id, "region",
-			 r->region, "host", r->host, "port", (int)r->port, "stun_port",
-			 (int)r->stun_port, "key", key);
+	j = json_pack("{s:I, s:s, s:s, s:i, s:i, s:s}", "id", (json_int_t)r->id, "region",
+		      r->region, "host", r->host, "port", (int)r->port, "stun_port",
+		      (int)r->stun_port, "key", key);
+	if (j && r->stun_alt[0])
+		json_object_set_new(j, "stun_alt", json_string(r->stun_alt));
+	return j;
 }
 
 static int relay_row(const struct store_relay *r, void *arg)
@@ -563,8 +570,9 @@ static int relay_row(const struct store_relay *r, void *arg)
 	if (ls->array)
 		return json_array_append_new(ls->array, relay_json(r)) ? -ENOMEM : 0;
 	key_to_base64(key, r->key);
-	fprintf(ls->c->out, "%-5" PRId64 " %-16s %-30s %-5u %-9u %s\n", r->id, r->region, r->host,
-		r->port, r->stun_port, key);
+	fprintf(ls->c->out, "%-5" PRId64 " %-16s %-30s %-5u %-9u %s%s%s\n", r->id, r->region,
+		r->host, r->port, r->stun_port, key, r->stun_alt[0] ? "  stun-alt " : "",
+		r->stun_alt);
 	return 0;
 }
 
@@ -603,8 +611,15 @@ static int cmd_relay_add(struct ctx *c)
 		return fail(c, ADMIN_USAGE, "invalid --key: want the relay's public key in base64");
 	if (strlen(o->region) >= sizeof(r.region) || strlen(o->host) >= sizeof(r.host))
 		return fail(c, ADMIN_USAGE, "--region or --host is too long");
+	if (o->stun_alt && netmap_host_port_valid(o->stun_alt) < 0)
+		return fail(c, ADMIN_USAGE,
+			    "invalid --stun-alt '%.64s': want HOST:PORT, the relay's second STUN "
+			    "address and port (knit-relay --stun-alt)",
+			    o->stun_alt);
 	strcpy(r.region, o->region);
 	strcpy(r.host, o->host);
+	if (o->stun_alt)
+		strcpy(r.stun_alt, o->stun_alt); /* bounded: netmap_host_port_valid */
 	ret = need_store(c);
 	if (ret)
 		return ret;
@@ -736,7 +751,8 @@ static const struct command commands[] = {
 	{"node", "rename", "ID|NAME NEWNAME", "rename a node", S, 2, cmd_node_rename},
 	{"node", "quarantine", "ID|NAME on|off", "isolate a node, or stop isolating it", S, 2,
 	 cmd_node_quarantine},
-	{"relay", "add", "--id N --region NAME --host H --port P --stun-port S --key KEY",
+	{"relay", "add",
+	 "--id N --region NAME --host H --port P --stun-port S --key KEY [--stun-alt H:P]",
 	 "declare a relay", S | O_RELAY, 0, cmd_relay_add},
 	{"relay", "remove", "ID", "remove a relay", S, 1, cmd_relay_remove},
 	{NULL, "relays", "", "list relays", S | O_JSON, 0, cmd_relays},

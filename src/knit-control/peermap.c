@@ -210,6 +210,7 @@ static int add_relay(const struct store_relay *sr, void *arg)
 	snprintf(r->host, sizeof(r->host), "%s", sr->host);
 	r->port = sr->port;
 	r->stun_port = sr->stun_port;
+	snprintf(r->stun_alt, sizeof(r->stun_alt), "%s", sr->stun_alt);
 	memcpy(r->key, sr->key, 32);
 	return 0;
 }

@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "control/netmap.h"
 #include "crypto/crypto.h"
 #include "lib/encoding.h"
 #include "lib/log.h"
@@ -75,6 +76,8 @@ static const char *const migrations[] = {
 	"  kind TEXT NOT NULL,"
 	"  at INTEGER NOT NULL);"
 	"CREATE TABLE name_suffixes (base TEXT PRIMARY KEY, next INTEGER NOT NULL);",
+	/* 3: a relay's STUN alternate address and port, "" for none */
+	"ALTER TABLE relays ADD COLUMN stun_alt TEXT NOT NULL DEFAULT '';",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -82,7 +85,7 @@ static const char *const migrations[] = {
 	"id, name, node_key, disco_key, ipv4, ipv6, created, expires, last_seen, authkey_id, "     \
 	"approved, quarantined"
 #define AUTHKEY_COLS "id, tag, created, expires, used, reusable, revoked"
-#define RELAY_COLS   "id, region, host, port, stun_port, key"
+#define RELAY_COLS   "id, region, host, port, stun_port, key, stun_alt"
 
 enum sql_id {
 	Q_BEGIN,
@@ -166,7 +169,8 @@ static const char *const sql_text[Q_COUNT] = {
 	[Q_AUTHKEY_LIST] = "SELECT " AUTHKEY_COLS " FROM authkeys ORDER BY id",
 	[Q_AUTHKEY_USE] = "UPDATE authkeys SET used = used + 1 WHERE id = ?1",
 	[Q_AUTHKEY_REVOKE] = "UPDATE authkeys SET revoked = 1 WHERE id = ?1",
-	[Q_RELAY_INSERT] = "INSERT INTO relays (" RELAY_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+	[Q_RELAY_INSERT] =
+		"INSERT INTO relays (" RELAY_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
 	[Q_RELAY_DELETE] = "DELETE FROM relays WHERE id = ?1",
 	[Q_RELAY_BY_ID] = "SELECT " RELAY_COLS " FROM relays WHERE id = ?1",
 	[Q_RELAY_BY_KEY] = "SELECT " RELAY_COLS " FROM relays WHERE key = ?1",
@@ -1389,6 +1393,9 @@ static bool relay_valid(const struct store_relay *r)
 	if (r->id < 1 || r->id > 65535 || rl == 0 || rl >= sizeof(r->region) || hl == 0 ||
 	    hl > 253 || r->port == 0 || r->stun_port == 0 || key_is_zero(r->key))
 		return false;
+	if (strnlen(r->stun_alt, sizeof(r->stun_alt)) == sizeof(r->stun_alt) ||
+	    (r->stun_alt[0] && netmap_host_port_valid(r->stun_alt) < 0))
+		return false;
 	for (size_t i = 0; i < rl; i++)
 		if (!isgraph((unsigned char)r->region[i]))
 			return false;
@@ -1418,6 +1425,7 @@ int store_relay_add(struct store *st, const struct store_relay *relay)
 		sqlite3_bind_int(s, 4, relay->port);
 		sqlite3_bind_int(s, 5, relay->stun_port);
 		sqlite3_bind_blob(s, 6, relay->key, 32, SQLITE_STATIC);
+		sqlite3_bind_text(s, 7, relay->stun_alt, -1, SQLITE_STATIC);
 		ret = run(st, s, "adding a relay");
 	}
 	if (!ret)
@@ -1461,6 +1469,8 @@ static void relay_row(sqlite3_stmt *s, struct store_relay *r)
 	r->stun_port = (uint16_t)sqlite3_column_int(s, 4);
 	if (sqlite3_column_bytes(s, 5) == 32)
 		memcpy(r->key, sqlite3_column_blob(s, 5), 32);
+	t = sqlite3_column_text(s, 6);
+	snprintf(r->stun_alt, sizeof(r->stun_alt), "%s", t ? (const char *)t : "");
 }
 
 static int relay_fetch(struct store *st, sqlite3_stmt *s, struct store_relay *out)

@@ -72,6 +72,9 @@ struct store_relay {
 	char host[STORE_HOST_LEN];
 	uint16_t port;
 	uint16_t stun_port;
+	/* "host:port" of the STUN server's second address and port (RFC 5780,
+	 * knit-relay --stun-alt); "" when none. */
+	char stun_alt[STORE_HOST_LEN + 8];
 	uint8_t key[32];
 };
 

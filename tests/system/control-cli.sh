@@ -170,6 +170,16 @@ kc relays --json
 check "relays --json" \
 	eval 'jq_is length 1 && jq_is ".[0].host" 127.0.0.1 && jq_is ".[0].port" 8443 &&
 	      jq_is ".[0].stun_port" 3478 && jq_is ".[0].key" "$RKEY" && jq_is ".[0].region" ams'
+kc relay add --id 3 --region fra --host 127.0.0.3 --port 8443 --stun-port 3478 \
+	--stun-alt 127.0.0.4:3479 --key "$("$KNIT" genkey | "$KNIT" pubkey)"
+check "relay add --stun-alt" status_is 0
+kc relay add --id 4 --region fra --host h --port 1 --stun-port 1 --stun-alt 127.0.0.4 \
+	--key "$("$KNIT" genkey | "$KNIT" pubkey)"
+check "relay add with a --stun-alt without a port: exit 2" status_is 2
+kc relays --json
+check "relays --json: stun_alt only where one was given" \
+	eval 'jq_is length 2 && jq_is ".[1].stun_alt" 127.0.0.4:3479 && jq_is ".[0].stun_alt" null'
+kc relay remove 3
 kc relay remove 1
 check "relay remove" status_is 0
 kc relays --json
@@ -201,11 +211,12 @@ check "... and 20 more keys, all distinct" \
 	eval 'jq_is length 23 && [[ $(cat "$TMP"/ak.* | sort -u | wc -l) -eq 20 ]]'
 
 echo "== schema"
+KNOWN=$(sqlite3 "$DB" "PRAGMA user_version")
 sqlite3 "$DB" "PRAGMA user_version = 99"
 kc nodes
 check "a database from a newer knit-control is refused (exit 1)" \
 	eval 'status_is 1 && grep -qF "was written by a newer knit-control" <<<"$ERR"'
-sqlite3 "$DB" "PRAGMA user_version = 2"
+sqlite3 "$DB" "PRAGMA user_version = $KNOWN"
 kc nodes --json
 check "the same database is usable again at the known version" eval 'status_is 0 && jq_is length 1'
 

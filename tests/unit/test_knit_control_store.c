@@ -112,6 +112,8 @@ static void test_open_creates_private_files(void **state)
 	assert_true(v >= 2);
 }
 
+#define KEY32_HEX "0101010101010101010101010101010101010101010101010101010101010101"
+
 static void test_migrations(void **state)
 {
 	struct fixture *f = *state;
@@ -134,10 +136,11 @@ static void test_migrations(void **state)
 		assert_int_equal(store_node_get(f->st, 1, &n), 0);
 		assert_string_equal(n.name, "one");
 	}
-	/* A database left at version 1 gets migration 2 (and only it). */
+	/* A database left at version 1 gets migrations 2 and 3 (and only them). */
 	store_close(f->st);
 	f->st = NULL;
-	raw_sql(f->dir, "DROP TABLE changes; DROP TABLE name_suffixes; PRAGMA user_version = 1;");
+	raw_sql(f->dir, "DROP TABLE changes; DROP TABLE name_suffixes; "
+			"ALTER TABLE relays DROP COLUMN stun_alt; PRAGMA user_version = 1;");
 	assert_int_equal(store_open(&f->st, f->dir), 0);
 	assert_int_equal(store_schema_version(f->st, &v), 0);
 	assert_int_equal(v, store_schema_version_known());
@@ -147,6 +150,20 @@ static void test_migrations(void **state)
 	assert_int_equal(reg(f->st, 2, "two", NULL, &n), 2);
 	assert_int_equal(store_changes_last(f->st, &seq), 0);
 	assert_int_equal(seq, 1);
+
+	/* Version 2 with a relay: migration 3 keeps it, without an alternate. */
+	store_close(f->st);
+	f->st = NULL;
+	raw_sql(f->dir, "ALTER TABLE relays DROP COLUMN stun_alt; PRAGMA user_version = 2; "
+			"INSERT INTO relays (id, region, host, port, stun_port, key) VALUES "
+			"(9, 'r', 'h', 1, 2, x'" KEY32_HEX "');");
+	assert_int_equal(store_open(&f->st, f->dir), 0);
+	assert_int_equal(store_schema_version(f->st, &v), 0);
+	assert_int_equal(v, store_schema_version_known());
+	struct store_relay rl;
+	assert_int_equal(store_relay_get(f->st, 9, &rl), 0);
+	assert_string_equal(rl.host, "h");
+	assert_string_equal(rl.stun_alt, "");
 
 	/* A newer database is refused, and left as it is. */
 	store_close(f->st);
@@ -831,6 +848,25 @@ static void test_relays(void **state)
 	assert_string_equal(got.region, "fra");
 	assert_int_equal(store_relay_get(f->st, 5, &got), 0);
 	assert_string_equal(got.host, "10.0.0.1");
+	assert_string_equal(got.stun_alt, "");
+
+	/* An RFC 5780 alternate, kept as given; a malformed one refused. */
+	bad = r;
+	bad.id = 8;
+	bad.key[0] = 8;
+	strcpy(bad.stun_alt, "[2001:db8::2]:3479");
+	assert_int_equal(store_relay_add(f->st, &bad), 0);
+	assert_int_equal(store_relay_get(f->st, 8, &got), 0);
+	assert_string_equal(got.stun_alt, "[2001:db8::2]:3479");
+	assert_int_equal(store_relay_remove(f->st, 8), 0);
+	strcpy(bad.stun_alt, "10.0.0.2");
+	assert_int_equal(store_relay_add(f->st, &bad), -EINVAL);
+	strcpy(bad.stun_alt, "10.0.0.2:0");
+	assert_int_equal(store_relay_add(f->st, &bad), -EINVAL);
+	strcpy(bad.stun_alt, "a b:3479");
+	assert_int_equal(store_relay_add(f->st, &bad), -EINVAL);
+	strcpy(bad.stun_alt, ":3479");
+	assert_int_equal(store_relay_add(f->st, &bad), -EINVAL);
 
 	bad = r;
 	bad.id = 0;
