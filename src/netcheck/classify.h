@@ -4,15 +4,12 @@
  * as pure functions of what the probes observed.  No sockets, no clock:
  * the probe engine (netcheck/probe.h) gathers the observations, natprobe and
  * knitd's netcheck feed them here, and the unit tests feed made-up ones.
- *
- * Also the "nat" object that a node sends to control and that control
- * forwards to its peers: its JSON form and a parser for it (the peer's copy
- * arrives through control and is untrusted).
+ * What peers learn of a node's NAT (traversal/plan.h's struct nat_class,
+ * sent through control) is made from these by knitd's netcheck.
  */
 #ifndef KNIT_NETCHECK_CLASSIFY_H
 #define KNIT_NETCHECK_CLASSIFY_H
 
-#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -102,33 +99,4 @@ enum nc_tristate nc_classify_hairpin(bool x_to_y_arrived, bool y_to_x_arrived);
 const char *nc_mapping_name(enum nc_mapping m);
 const char *nc_filtering_name(enum nc_filtering f);
 const char *nc_allocation_name(enum nc_allocation a);
-/* The reverse: -EINVAL for a name not in the list ("unknown" parses). */
-int nc_mapping_parse(const char *s, enum nc_mapping *out);
-int nc_filtering_parse(const char *s, enum nc_filtering *out);
-int nc_allocation_parse(const char *s, enum nc_allocation *out);
-
-/*
- * A node's NAT class as its peers need it to plan a traversal: what a node
- * sends to control in "update" as "nat", and what control forwards in each
- * peer entry.  JSON:
- *   {"udp": true|false|null, "mapping": NAME, "filtering": NAME,
- *    "allocation": NAME, "hairpin": true|false|null,
- *    "portmap": ["pcp", "nat-pmp", "upnp"] (those offered)}
- */
-struct nc_nat {
-	enum nc_tristate udp;
-	enum nc_mapping mapping;
-	enum nc_filtering filtering;
-	enum nc_allocation allocation;
-	enum nc_tristate hairpin;
-	bool pcp, natpmp, upnp; /* port-mapping protocols the gateway offers */
-};
-
-json_t *nc_nat_to_json(const struct nc_nat *nat);
-/* Untrusted input: every field is checked; a missing field is UNKNOWN/false,
- * a field of the wrong type or an unknown name refuses the whole object
- * (-EINVAL, why set to a static reason). */
-int nc_nat_from_json(const json_t *j, struct nc_nat *out, const char **why);
-bool nc_nat_equal(const struct nc_nat *a, const struct nc_nat *b);
-
 #endif

@@ -147,98 +147,13 @@ static void test_hairpin(void **state)
 
 static void test_names(void **state)
 {
-	enum nc_mapping m;
-	enum nc_filtering f;
-	enum nc_allocation a;
-
 	assert_string_equal(nc_mapping_name(NC_MAPPING_ADPM), "adpm");
 	assert_string_equal(nc_mapping_name((enum nc_mapping)77), "unknown");
 	assert_string_equal(nc_filtering_name(NC_FILTERING_ADF), "adf");
 	assert_string_equal(nc_allocation_name(NC_ALLOCATION_SEQUENTIAL), "sequential");
-	assert_int_equal(nc_mapping_parse("varies", &m), 0);
-	assert_int_equal(m, NC_MAPPING_VARIES);
-	assert_int_equal(nc_filtering_parse("eif", &f), 0);
-	assert_int_equal(f, NC_FILTERING_EIF);
-	assert_int_equal(nc_allocation_parse("random", &a), 0);
-	assert_int_equal(a, NC_ALLOCATION_RANDOM);
-	assert_int_equal(nc_mapping_parse("EIM", &m), -EINVAL);
-	assert_int_equal(nc_filtering_parse(NULL, &f), -EINVAL);
-	assert_int_equal(nc_allocation_parse("", &a), -EINVAL);
-}
-
-/* --- the nat object ------------------------------------------------------- */
-
-static void test_nat_json_roundtrip(void **state)
-{
-	struct nc_nat in = {.udp = NC_YES,
-			    .mapping = NC_MAPPING_ADPM,
-			    .filtering = NC_FILTERING_ADF,
-			    .allocation = NC_ALLOCATION_RANDOM,
-			    .hairpin = NC_NO,
-			    .pcp = true,
-			    .upnp = true},
-		      out;
-	const char *why;
-	json_t *j = nc_nat_to_json(&in);
-	char *text = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
-
-	assert_string_equal(text, "{\"allocation\":\"random\",\"filtering\":\"adf\","
-				  "\"hairpin\":false,\"mapping\":\"adpm\",\"portmap\":[\"pcp\","
-				  "\"upnp\"],\"udp\":true}");
-	assert_int_equal(nc_nat_from_json(j, &out, &why), 0);
-	assert_true(nc_nat_equal(&in, &out));
-	free(text);
-	json_decref(j);
-
-	/* Unknown everything: nulls and "unknown". */
-	memset(&in, 0, sizeof(in));
-	j = nc_nat_to_json(&in);
-	text = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
-	assert_string_equal(text, "{\"allocation\":\"unknown\",\"filtering\":\"unknown\","
-				  "\"hairpin\":null,\"mapping\":\"unknown\",\"portmap\":[],"
-				  "\"udp\":null}");
-	assert_int_equal(nc_nat_from_json(j, &out, &why), 0);
-	assert_true(nc_nat_equal(&in, &out));
-	free(text);
-	json_decref(j);
-}
-
-static void test_nat_json_hostile(void **state)
-{
-	static const char *const bad[] = {
-		"[]",
-		"\"eim\"",
-		"{\"udp\":1}",
-		"{\"hairpin\":\"yes\"}",
-		"{\"mapping\":\"EIM\"}",
-		"{\"mapping\":3}",
-		"{\"filtering\":\"none\"}",
-		"{\"allocation\":null}",
-		"{\"portmap\":\"pcp\"}",
-		"{\"portmap\":[1]}",
-		"{\"portmap\":[\"a\",\"b\",\"c\",\"d\",\"e\",\"f\",\"g\",\"h\",\"i\"]}",
-	};
-	struct nc_nat out;
-	const char *why;
-
-	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		json_t *j = json_loads(bad[i], JSON_DECODE_ANY, NULL);
-		assert_non_null(j);
-		assert_int_equal(nc_nat_from_json(j, &out, &why), -EINVAL);
-		assert_non_null(why);
-		json_decref(j);
-	}
-	/* Missing fields are unknown; unknown protocols and fields are skipped. */
-	json_t *j = json_loads("{\"mapping\":\"eim\",\"portmap\":[\"nat-pmp\",\"future\"],"
-			       "\"extra\":{}}",
-			       0, NULL);
-	assert_int_equal(nc_nat_from_json(j, &out, &why), 0);
-	assert_int_equal(out.mapping, NC_MAPPING_EIM);
-	assert_int_equal(out.filtering, NC_FILTERING_UNKNOWN);
-	assert_int_equal(out.udp, NC_UNKNOWN);
-	assert_true(out.natpmp);
-	assert_false(out.pcp || out.upnp);
-	json_decref(j);
+	assert_string_equal(nc_mapping_name(NC_MAPPING_VARIES), "varies");
+	assert_string_equal(nc_filtering_name(NC_FILTERING_UNKNOWN), "unknown");
+	assert_string_equal(nc_allocation_name((enum nc_allocation)-1), "unknown");
 }
 
 /* --- the probe engine, against STUN servers on loopback ------------------ */
@@ -501,8 +416,6 @@ int main(void)
 		cmocka_unit_test(test_allocation),
 		cmocka_unit_test(test_hairpin),
 		cmocka_unit_test(test_names),
-		cmocka_unit_test(test_nat_json_roundtrip),
-		cmocka_unit_test(test_nat_json_hostile),
 		cmocka_unit_test(test_engine_answers_and_retries),
 		cmocka_unit_test(test_engine_timeouts_and_refusals),
 		cmocka_unit_test(test_engine_change_request_and_datagram),
