@@ -59,7 +59,7 @@ FUZZ_SECONDS ?= 10
 # Keep test objects between runs.
 .SECONDARY:
 
-.PHONY: all deps check unit fuzz fuzz-smoke system system-san demo bench clean format matrix-full
+.PHONY: all deps check unit fuzz fuzz-smoke system system-san demo bench clean format matrix-full perf
 all: $(BINS)
 
 $(BUILD)/%.o: %.c
@@ -145,6 +145,13 @@ export MATRIX_EXPECT ?= relay-only
 # and 2.5 % loss with 20 ms delay; writes docs/results/matrix.{json,md}.
 matrix-full: all
 	$(Q)MATRIX_FULL=1 tests/system/matrix.sh
+
+# The performance suite's full sweeps (docs/perf.md), each compared with
+# docs/results/perf-baseline.json (ratios knit / underlay, 25 % tolerance).
+perf: all
+	$(Q)rc=0; for v in "loss 0,1,2.5,5" "delay 0,10,20,50"; do set -- $$v; \
+		lab/knit-lab perf --var $$1 --values $$2 --repeat 3 --out build/results/perf-$$1 --ci || rc=1; \
+	done; exit $$rc
 
 bench: all
 	$(Q)bench/throughput.sh

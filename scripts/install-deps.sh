@@ -18,6 +18,8 @@ packages=(
 	iptables
 	# ctfilter's test: UDP senders that stamp packets with the monotonic clock
 	python3
+	# the performance suite (knit-lab perf): HTTP client and plots
+	curl gnuplot-nox
 	# the lab's port-mapping router and its clients; miniupnpd-nftables has
 	# no maintainer scripts or service: installing it starts nothing and
 	# changes no firewall (the lab runs it inside a router namespace)
