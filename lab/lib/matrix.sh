@@ -14,7 +14,9 @@
 # cells both knitds stop, both routers get their new NAT kind in place (a
 # fresh nftables table and an empty conntrack table) and the knitds start
 # again with the same node keys, so each cell starts from nothing but a
-# logged-in node.  Then A pings B every 50 ms and the cell records:
+# logged-in node.  As soon as A's knitd sees B online, A pings B every 50 ms
+# (knitd may look for a path before any packet asks for one: the first
+# ping leaves at the first moment a user could send), and the cell records:
 #
 #   connected   B answered at least one ping
 #   path        A's view of B ("direct", "relay", "none") from knit status
@@ -24,10 +26,6 @@
 #               capture on A, so independent of what knitd says about itself
 #   status_ms   from the first ping to A's status saying "direct" (polled
 #               every 30 ms)
-#   found_ms    from A's status first showing B online to it showing a
-#               direct path (polled every 30 ms from knitd's start): knitd
-#               may look for a path before any packet asks for one, and
-#               then ttd_ms is 0
 #   knitd_ms    knitd's own "direct_after_ms", when it reports one
 #
 # and asserts its expected outcome (matrix_expect: the feasibility analysis
@@ -69,7 +67,8 @@ knit-lab matrix [--kinds rfc4787|rfc3489|KIND,KIND...] [--alloc random|seed-adm]
   --name       the run's name in the JSON (default from kinds, alloc, loss, delay)
   --json       merge this run into FILE (other runs in it are kept)
   --markdown   render every run of the JSON file (or of this run) into FILE
-  --logs       keep each failed cell's logs and capture under DIR
+  --logs       keep each failed cell's logs and capture under DIR (every
+               cell's with MATRIX_KEEP_LOGS=1 in the environment)
 Exit status 0 when every cell met its expectation.
 EOF
 	exit 2
@@ -241,17 +240,13 @@ mx_knitd_start() {
 		"$MX_KNIT" --socket "$d/$h.sock" up --control "$MX_URL" --control-key "$MX_CK" \
 			--auth-key "$MX_AUTH" --hostname "$h" --timeout 10 >/dev/null 2>"$d/$h.up.err" ||
 			{ MX_ERR="knit up on $h failed: $(head -c 200 "$d/$h.up.err")"; return 1; }
+		"$MX_KNIT" --socket "$d/$h.sock" ip -4 >"$d/$h.ip" 2>/dev/null
+		[[ -s $d/$h.ip ]] || { MX_ERR="no overlay address for $h"; return 1; }
 		touch "$d/$h.joined"
 	fi
 }
 
 mx_status() { "$MX_KNIT" --socket "$RUNDIR/mx/$1.sock" status --json 2>/dev/null; }
-
-# mx_ready HOST: logged in, and its one peer online with a path.
-mx_ready() {
-	mx_status "$1" | jq -e '.backend_state == "Running" and (.peers | length) == 1 and
-		.peers[0].online and (.peers[0].path == "relay" or .peers[0].path == "direct")' >/dev/null
-}
 
 # mx_renat ROUTER SPEC: a router's NAT kind changed in place.
 mx_renat() {
@@ -266,25 +261,35 @@ mx_cell() {
 	local id case shape ah bh al bl r1 r2 expect how eppat opts
 	IFS='|' read -r id case shape ah bh al bl r1 r2 expect how eppat opts <<<"$1"
 	local t_start t0 deadline path='' endpoint='' reason='' path_b='' status_ms=null
-	local knitd_ms=null ttd_ms=null found_ms=null first=-1 fdirect=-1 pcap_ep='' sent=0 recv=0 after=0
+	local knitd_ms=null ttd_ms=null pcap_ep='' sent=0 recv=0 after=0
 	local connected=false ok=false note='' d=$RUNDIR/mx h st ipb waited
+	local -a kopts=()
+	read -ra kopts <<<"$opts"
 	MX_ERR=''
 	now_ms
 	t_start=$MX_NOW
 	mx_cell_prepare "$shape" "$ah" "$bh" "$r1" "$r2" "$opts" || note=$MX_ERR
 	if [[ -z $note ]]; then
-		ipb=$("$MX_KNIT" --socket "$d/$bh.sock" ip -4 2>/dev/null)
-		rm -f "$d/cell.pcap" "$d/ping.out"
+		rm -f "$d/cell.pcap"
 		: >"$RUNDIR/log/tcpdump-$ah.log"
 		: >"$RUNDIR/log/ping-$ah.log"
-		# The capture: pings entering A's TUN, WireGuard data (type 4)
-		# on any UDP path.
+		# The capture, from before knitd starts: pings entering A's TUN,
+		# WireGuard data (type 4) on any UDP path.
 		spawn "$ah" "tcpdump-$ah" tcpdump -i any -n -U --immediate-mode -w "$d/cell.pcap" \
 			'(icmp and icmp[0] = 8) or (udp and udp[8:4] = 0x04000000)'
 		wait_for 3 grep -q "listening on" "$RUNDIR/log/tcpdump-$ah.log" ||
 			note="tcpdump did not start"
 	fi
 	if [[ -z $note ]]; then
+		for h in "$ah" "$bh"; do mx_knitd_start "$h" "${kopts[@]}" || { note=$MX_ERR; break; }; done
+	fi
+	if [[ -z $note ]]; then
+		# The first ping leaves as soon as A knows B is online: the time
+		# to direct counts from the first moment a user could send.
+		mx_wait_online "$ah" || note="$ah did not see $bh online in 10 s: $(mx_why "$ah")"
+	fi
+	if [[ -z $note ]]; then
+		ipb=$(<"$d/$bh.ip")
 		waited=$MX_WAIT
 		[[ $expect == relay || $MX_EXPECT == relay-only ]] && waited=$MX_SETTLE
 		now_ms
@@ -321,14 +326,8 @@ mx_cell() {
 				'/bytes from/ { gsub(/[][]/, "", $1); if ($1 + 0 >= t + 0) n++ } END { print n + 0 }' \
 				"$RUNDIR/log/ping-$ah.log")
 		fi
-		# Peer online at A -> A's path direct, from A's status polls.
-		if [[ -n $MX_T_FOUND ]]; then
-			found_ms=$((MX_T_FOUND - MX_T_ONLINE))
-		elif [[ $status_ms != null && -n $MX_T_ONLINE ]]; then
-			found_ms=$((t0 + status_ms - MX_T_ONLINE))
-		fi
-		read -r first fdirect pcap_ep <<<"$(mx_pcap_times "$d/cell.pcap")"
-		[[ $first -ge 0 && $fdirect -ge 0 ]] && ttd_ms=$((fdirect > first ? fdirect - first : 0))
+		read -r ttd_ms pcap_ep <<<"$(mx_pcap_ttd "$d/cell.pcap")"
+		[[ $ttd_ms -ge 0 ]] || ttd_ms=null
 		((recv > 0)) && connected=true
 		for h in "$ah" "$bh"; do
 			if ! pid_ours "$(cat "$RUNDIR/pid/knitd-$h" 2>/dev/null)"; then
@@ -347,19 +346,19 @@ mx_cell() {
 		--arg path "${path:-none}" --arg path_b "${path_b:-none}" --arg endpoint "$endpoint" \
 		--arg direct_endpoint "$pcap_ep" --arg reason "$reason" --arg note "${note%; }" \
 		--argjson connected "$connected" --argjson ok "$ok" --argjson ttd_ms "$ttd_ms" \
-		--argjson status_ms "$status_ms" --argjson found_ms "$found_ms" --argjson knitd_ms "${knitd_ms:-null}" \
+		--argjson status_ms "$status_ms" --argjson knitd_ms "${knitd_ms:-null}" \
 		--argjson sent "${sent:-0}" --argjson received "${recv:-0}" \
 		--argjson after_direct "${after:-0}" --argjson waited_s "${waited:-0}" \
 		--argjson seconds "$(((MX_NOW - t_start) / 1000))" --arg worker "$P" \
 		'{id: $id, case: $case, a: $a, b: $b, a_spec: $a_spec, b_spec: $b_spec,
 		  expect: $expect, how: $how, ok: $ok, connected: $connected, path: $path,
 		  path_b: $path_b, endpoint: $endpoint, direct_endpoint: $direct_endpoint,
-		  path_reason: $reason, ttd_ms: $ttd_ms, status_ms: $status_ms, found_ms: $found_ms,
+		  path_reason: $reason, ttd_ms: $ttd_ms, status_ms: $status_ms,
 		  knitd_ms: $knitd_ms, pings_sent: $sent, pings_received: $received,
 		  received_after_direct: $after_direct, waited_s: $waited_s,
 		  seconds: $seconds, worker: $worker, note: $note}' >"$MX_DIR/cells/$id.json"
 	mx_cell_print "$MX_DIR/cells/$id.json"
-	if [[ $ok != true && -n $MX_LOGS ]]; then
+	if [[ -n $MX_LOGS ]] && [[ $ok != true || -n ${MATRIX_KEEP_LOGS:-} ]]; then
 		mkdir -p "$MX_LOGS/$MX_RUN_NAME/$id"
 		cp "$RUNDIR"/log/*.log "$d/cell.pcap" "$MX_LOGS/$MX_RUN_NAME/$id/" 2>/dev/null
 		nsx router1 nft list ruleset >"$MX_LOGS/$MX_RUN_NAME/$id/router1.nft" 2>/dev/null
@@ -368,16 +367,14 @@ mx_cell() {
 }
 
 # mx_cell_prepare SHAPE A B R1 R2 OPTS: the lab up, knitds stopped, routers
-# set, knitds started and both ready.
+# set to the cell's kinds.
 mx_cell_prepare() {
-	local shape=$1 ah=$2 bh=$3 r1=$4 r2=$5 opts=$6 h f
-	local -a kopts=()
-	read -ra kopts <<<"$opts"
+	local shape=$1 r1=$4 r2=$5 opts=$6 f
 	mx_lab_up "$shape" || return 1
 	for f in "$RUNDIR"/pid/knitd-*; do
 		[[ -f $f ]] && stop_daemon "${f##*/}"
 	done
-	if [[ ${kopts[*]} == *--no-lan-candidates* ]] &&
+	if [[ $opts == *--no-lan-candidates* ]] &&
 		! "$MX_KNITD" --help 2>&1 | grep -q -- --no-lan-candidates; then
 		MX_ERR="knitd has no --no-lan-candidates option"
 		return 1
@@ -386,36 +383,20 @@ mx_cell_prepare() {
 	[[ -z $r2 ]] || mx_renat router2 "$r2" || return 1
 	# miniupnpd learns its external address by STUN before it maps.
 	[[ $r1 == *upnp=on* ]] && sleep 0.5
-	for h in "$ah" "$bh"; do mx_knitd_start "$h" "${kopts[@]}" || return 1; done
-	mx_watch_ready "$ah" || { MX_ERR="$ah not ready in 10 s: $(mx_why "$ah")"; return 1; }
-	wait_for 10 mx_ready "$bh" || { MX_ERR="$bh not ready in 10 s: $(mx_why "$bh")"; return 1; }
+	return 0
 }
 
 mx_why() { mx_status "$1" | jq -c '{backend_state, error, peers: [.peers[] | {path, online, path_reason}]}' 2>/dev/null; }
 
-# mx_watch_ready HOST: waits until HOST is ready (mx_ready), noting when it
-# first saw its peer online (MX_T_ONLINE) and a direct path (MX_T_FOUND),
-# in ms: knitd may find a path before any packet asks for one.
-mx_watch_ready() {
-	local st end
-	MX_T_ONLINE='' MX_T_FOUND=''
+# mx_wait_online HOST: HOST logged in and seeing its one peer online.
+mx_wait_online() {
+	local end
 	now_ms
 	end=$((MX_NOW + 10000))
-	while :; do
-		st=$(mx_status "$1")
+	until mx_status "$1" | jq -e '.backend_state == "Running" and (.peers | length) == 1 and .peers[0].online' >/dev/null 2>&1; do
 		now_ms
-		if [[ -z $MX_T_ONLINE ]] && jq -e '.peers[0].online' <<<"$st" >/dev/null 2>&1; then
-			MX_T_ONLINE=$MX_NOW
-		fi
-		if [[ -n $MX_T_ONLINE && -z $MX_T_FOUND ]] &&
-			jq -e '.peers[0].path == "direct"' <<<"$st" >/dev/null 2>&1; then
-			MX_T_FOUND=$MX_NOW
-		fi
-		jq -e '.backend_state == "Running" and (.peers | length) == 1 and .peers[0].online and
-			(.peers[0].path == "relay" or .peers[0].path == "direct")' <<<"$st" >/dev/null 2>&1 &&
-			return 0
 		((MX_NOW < end)) || return 1
-		sleep "$MX_POLL"
+		sleep 0.02
 	done
 }
 
@@ -435,21 +416,27 @@ mx_interrupt() {
 	stop_daemon "$1"
 }
 
-# mx_pcap_times FILE: "FIRST_PING_MS FIRST_DIRECT_MS ENDPOINT" (-1 when
-# absent); ENDPOINT is the far end of the first direct data packet.
-mx_pcap_times() {
-	[[ -s $1 ]] || { echo "-1 -1"; return 0; }
+# mx_pcap_ttd FILE: "TTD_MS ENDPOINT": from the first ping to the first
+# direct data packet, either way (-1 when either is missing; 0 when the
+# path was direct before the first ping); ENDPOINT is the far end of that
+# packet.  (Times are relative: mawk's %d stops at 2^31.)
+mx_pcap_ttd() {
+	[[ -s $1 ]] || { echo "-1"; return 0; }
 	tcpdump -r "$1" -n -tt 2>/dev/null | awk '
-		function ms(t) { split(t, p, "."); return p[1] * 1000 + int(substr(p[2] "000", 1, 3)) }
-		/ICMP echo request/ && first < 0 { first = ms($1) }
-		/UDP/ && direct < 0 {
+		function ms(t) { split(t, p, "."); return (p[1] - base) * 1000 + substr(p[2] "000", 1, 3) }
+		NR == 1 { split($1, b, "."); base = b[1] }
+		/ICMP echo request/ && first == "" { first = ms($1) }
+		/UDP/ && direct == "" {
 			direct = ms($1)
 			for (i = 2; i <= NF; i++) if ($i == ">") { src = $(i - 1); dst = $(i + 1) }
 			sub(/:$/, "", dst)
 			ep = ($0 ~ / In /) ? src : dst
 		}
-		BEGIN { first = -1; direct = -1 }
-		END { n = split(ep, q, "."); printf "%d %d %s\n", first, direct, (n == 5 ? q[1] "." q[2] "." q[3] "." q[4] ":" q[5] : "") }'
+		END {
+			n = split(ep, q, ".")
+			ttd = (first == "" || direct == "") ? -1 : (direct > first ? direct - first : 0)
+			printf "%d %s\n", ttd, (n == 5 ? q[1] "." q[2] "." q[3] "." q[4] ":" q[5] : "")
+		}'
 }
 
 # mx_judge: true or false, from the cell's variables (dynamic scope).
@@ -619,7 +606,6 @@ mx_report() {
 		| [$cells[] | select(.case == "pair")] as $pairs
 		| [$pairs[] | select(.path == "direct" and .ok and .how == "plain") | .ttd_ms] as $plain
 		| [$pairs[] | select(.path == "direct" and .ok and .how == "search") | .ttd_ms] as $search
-		| [$pairs[] | select(.path == "direct" and .found_ms != null) | .found_ms] as $found
 		| {name: $name, kinds: $kinds, order: $order, alloc: $alloc,
 		   loss_pct: (if $loss == "" then 0 else ($loss | tonumber) end),
 		   delay_ms: (if $delay == "" then 0 else ($delay | tonumber) end),
@@ -634,9 +620,7 @@ mx_report() {
 		     pairs_expected_direct: ([$pairs[] | select(.expect == "direct")] | length)},
 		   ttd: {plain_cells: ($plain | length), plain_median_ms: ($plain | median),
 		     plain_worst_ms: ($plain | max), search_cells: ($search | length),
-		     search_median_ms: ($search | median), search_worst_ms: ($search | max),
-		     found_cells: ($found | length), found_median_ms: ($found | median),
-		     found_worst_ms: ($found | max)},
+		     search_median_ms: ($search | median), search_worst_ms: ($search | max)},
 		   cells: $cells}' "$MX_DIR"/cells/*.json
 }
 
@@ -712,18 +696,8 @@ mx_markdown() {
 	     ([$r.order[] as $b | ([$r.cells[] | select(.case == "pair" and .a == $a and .b == $b)] | first // null)
 	       | if . == null then "" else cell end] | join(" | ")) + " |"),
 	   "",
-	   (if .ttd.found_cells > 0 then
-	     "Peer online to direct path (A'"'"'s `knit status` polled every 30 ms from knitd'"'"'s start; knitd may find the path before the first packet, and the time above is then 0):",
-	     "",
-	     "| A \\ B | " + (.order | join(" | ")) + " |",
-	     "|---|" + ([range($n)] | map("---") | join("|")) + "|",
-	     (.order[] as $a | "| **\($a)** | " +
-	       ([$r.order[] as $b | ([$r.cells[] | select(.case == "pair" and .a == $a and .b == $b)] | first // null)
-	         | if . == null or .found_ms == null or .path != "direct" then "" else "\(.found_ms) ms" end] | join(" | ")) + " |"),
-	     ""
-	    else empty end),
 	   "Direct in **\(.totals.pairs_direct) of \(.totals.pairs)** (expected \(.totals.pairs_expected_direct)), relay in \(.totals.pairs_relay), connected in \(.totals.pairs_connected) of \(.totals.pairs).",
-	   "Time to direct: cells that need no search \(.ttd.plain_cells) direct, median \(.ttd.plain_median_ms // "–") ms, worst \(.ttd.plain_worst_ms // "–") ms; search cells \(.ttd.search_cells) direct, worst \(.ttd.search_worst_ms // "–") ms. Peer online to direct: median \(.ttd.found_median_ms // "–") ms, worst \(.ttd.found_worst_ms // "–") ms.",
+	   "Time to direct: cells that need no search \(.ttd.plain_cells) direct, median \(.ttd.plain_median_ms // "–") ms, worst \(.ttd.plain_worst_ms // "–") ms; search cells \(.ttd.search_cells) direct, worst \(.ttd.search_worst_ms // "–") ms.",
 	   ""
 	  else empty end),
 	 (if ([.cells[] | select(.case != "pair")] | length) > 0 then
