@@ -37,6 +37,7 @@ PERF_A=$!
 perf record -g -o "$OUT/receiver.data" -p "$PID_B" -- sleep "$((SECS + 1))" >/dev/null 2>&1 &
 PERF_B=$!
 sleep 0.3
+# shellcheck disable=SC2086 # IPERF_ARGS is a list of arguments
 n a iperf3 -c 10.9.0.2 -p 5201 -t "$SECS" -f g ${IPERF_ARGS:-} | tail -4
 wait "$PERF_A" "$PERF_B" || true
 for side in sender receiver; do

@@ -5,8 +5,9 @@
 #   - one TCP stream (iperf3, Gbit/s at the receiver), and the CPU-seconds
 #     both daemons spent on it (/proc/PID/stat), as bytes per CPU-second;
 #   - UDP at 1 and 2 Gbit/s offered (iperf3 -u, 1,372-byte datagrams that
-#     fit every contender's MTU, 8 MiB socket buffers): loss % at the
-#     receiver;
+#     fit every contender's MTU; 4 MiB socket buffers, rmem_max here,
+#     since with the default 208 KiB iperf3's own receiver drops first):
+#     loss % at the receiver;
 #   - ping RTT (PINGS pings 5 ms apart): median, and the overlay's overhead
 #     over the underlay's median in the same round.
 # Prints every run, the medians over rounds, and the ratios knit/veth and
@@ -16,6 +17,9 @@
 #   eth0 192.168.241.1 ------- veth ------- eth0 192.168.241.2     (veth)
 #   knitd  ${RUN}ka 10.9.0.1 <=====>  knitd  ${RUN}kb 10.9.0.2      (knit)
 #   wg-go  ${RUN}wa 10.8.0.1 <=====>  wg-go  ${RUN}wb 10.8.0.2      (wireguard-go)
+#   knitd  ${RUN}pa 10.7.0.1 <=====>  knitd  ${RUN}pb 10.7.0.2      (knit-plain: knitd
+#          with KNIT_NO_OFFLOAD=all, its fallback without any offload; only
+#          when CONTENDERS names it)
 #
 # Usage: bench/throughput.sh [--json FILE] [--markdown FILE]
 #   ROUNDS=5 SECONDS_PER_RUN=5 PINGS=200 UDP_RATES="1G 2G" TESTS="tcp udp ping"
@@ -39,15 +43,14 @@ while (($#)); do
 	esac
 done
 COMMAND="ROUNDS=$ROUNDS SECONDS_PER_RUN=$SECS PINGS=$PINGS bench/throughput.sh"
+# The machine is shared: its load before and after says how quiet it was.
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 
 netns_add a
 netns_add b
 veth a b
 n a ip addr add 192.168.241.1/24 dev eth0
 n b ip addr add 192.168.241.2/24 dev eth0
-# iperf3's UDP receiver, not the contenders, drops first with the default
-# 208 KiB socket buffer: allow 8 MiB (per namespace, so only ours).
-for ns in a b; do n "$ns" sysctl -qw net.core.rmem_max=8388608 net.core.wmem_max=8388608; done
 
 KA=$(genkey); KB=$(genkey); PA=$(pubkey "$KA"); PB=$(pubkey "$KB")
 # side_conf ME PEER PORT PEERPORT NET FORMAT
@@ -63,6 +66,8 @@ side_conf 1 2 51820 51820 10.9.0 quick >"$TMP/ka.conf"
 side_conf 2 1 51820 51820 10.9.0 quick >"$TMP/kb.conf"
 side_conf 1 2 51830 51830 10.8.0 wg >"$TMP/wa.conf"
 side_conf 2 1 51830 51830 10.8.0 wg >"$TMP/wb.conf"
+side_conf 1 2 51840 51840 10.7.0 quick >"$TMP/pa.conf"
+side_conf 2 1 51840 51840 10.7.0 quick >"$TMP/pb.conf"
 chmod 600 "$TMP"/*.conf
 declare -A PIDS_OF=([veth]="")
 # Interface names differ per side: wg's socket directory is shared.
@@ -70,6 +75,11 @@ start_knitd a "${RUN}ka" "$TMP/ka.conf"; PIDS_OF[knit]=$LAST_PID
 start_knitd b "${RUN}kb" "$TMP/kb.conf"; PIDS_OF[knit]+=" $LAST_PID"
 start_wggo a "${RUN}wa" "$TMP/wa.conf" 10.8.0.1/24; PIDS_OF[wireguard-go]=$LAST_PID
 start_wggo b "${RUN}wb" "$TMP/wb.conf" 10.8.0.2/24; PIDS_OF[wireguard-go]+=" $LAST_PID"
+if [[ " $CONTENDERS " == *" knit-plain "* ]]; then
+	KNIT_NO_OFFLOAD=all start_knitd a "${RUN}pa" "$TMP/pa.conf"; PIDS_OF[knit-plain]=$LAST_PID
+	KNIT_NO_OFFLOAD=all start_knitd b "${RUN}pb" "$TMP/pb.conf"; PIDS_OF[knit-plain]+=" $LAST_PID"
+	n a ping -c 1 -W 2 10.7.0.2 >/dev/null
+fi
 n a ping -c 1 -W 2 10.9.0.2 >/dev/null
 n a ping -c 1 -W 2 10.8.0.2 >/dev/null
 grep -h "TUN offloads" "$TMP/${RUN}ka.log" || true
@@ -82,6 +92,7 @@ addr_of() {
 	veth) echo 192.168.241.2 ;;
 	knit) echo 10.9.0.2 ;;
 	wireguard-go) echo 10.8.0.2 ;;
+	knit-plain) echo 10.7.0.2 ;;
 	esac
 }
 
@@ -114,7 +125,7 @@ tcp() {
 # udp CONTENDER RATE: loss % at the receiver.
 udp() {
 	local json
-	json=$(n a iperf3 -c "$(addr_of "$1")" -p 5201 -u -b "$2" -l 1372 -w 8M -t "$SECS" --json \
+	json=$(n a iperf3 -c "$(addr_of "$1")" -p 5201 -u -b "$2" -l 1372 -w 4M -t "$SECS" --json \
 		2>/dev/null) || json='{}'
 	jq -r '.end.sum.lost_percent // 100' <<<"$json"
 }
@@ -170,13 +181,16 @@ done
 
 median() { tr ' ' '\n' <<<"$1" | grep -v -e '^$' -e nan | sort -g | awk '{ v[NR] = $1 } END {
 	if (!NR) { print "null"; exit }
-	print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf (b > 0 && a != "null") ? "%.2f" : "null", a / b }'; }
+	m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+	printf (m == int(m) || m >= 1e5) ? "%d\n" : "%.3g\n", m }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {
+	if (a == "null" || b == "null" || b + 0 <= 0) print "null"; else printf "%.2f\n", a / b }'; }
 med() { median "${R[$1,$2]:-}"; }
 
 METRICS="tcp cpu bpc $(for r in $UDP_RATES; do printf 'udp%s ' "$r"; done)rtt overhead"
 declare -A UNIT=([tcp]="Gbit/s" [cpu]="CPU-s per run" [bpc]="bytes per CPU-s" [rtt]="us" [overhead]="us over veth")
 echo
+echo "load average before: $LOAD_BEFORE; after: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "medians over $ROUNDS rounds ($SECS s runs, $PINGS pings):"
 printf '  %-22s' metric; for c in $CONTENDERS; do printf ' %14s' "$c"; done; echo
 for m in $METRICS; do
@@ -200,7 +214,8 @@ if [[ -n $JSON ]]; then
 	{
 		printf '{"command": "%s", "date": "%s", "kernel": "%s", "cpus": %s,\n' \
 			"$COMMAND" "$(date -u +%FT%TZ)" "$(uname -r)" "$(nproc)"
-		printf ' "rounds": %s, "seconds": %s, "pings": %s,\n' "$ROUNDS" "$SECS" "$PINGS"
+		printf ' "rounds": %s, "seconds": %s, "pings": %s, "contenders": "%s",\n' "$ROUNDS" "$SECS" "$PINGS" "$CONTENDERS"
+		printf ' "loadavg_before": "%s", "loadavg_after": "%s",\n' "$LOAD_BEFORE" "$(cut -d' ' -f1-3 /proc/loadavg)"
 		printf ' "units": {"tcp": "Gbit/s", "cpu": "CPU-seconds of both daemons per TCP run", "bpc": "bytes per CPU-second of both daemons", "udp": "%% lost", "rtt": "us", "overhead": "us over the round'"'"'s veth median"},\n'
 		printf ' "runs": {'
 		first=1
@@ -247,6 +262,8 @@ if [[ -n $MD ]]; then
 			for c in $CONTENDERS; do printf ' %s |' "$(med "$m" "$c")"; done
 			echo
 		done
+		echo
+		echo "Load average (1, 5, 15 min) before: $LOAD_BEFORE; after: $(cut -d' ' -f1-3 /proc/loadavg)."
 		echo
 		echo "Ratios: TCP knit / veth **$TCP_KV**, TCP knit / wireguard-go **$TCP_KW**, bytes per CPU-second knit / wireguard-go **$BPC_KW**."
 	} >"$MD"
