@@ -18,6 +18,7 @@ static void usage(FILE *f)
 		   "  ip       this node's overlay addresses [-4 | -6]\n"
 		   "  status   this node and its peers\n"
 		   "  ping     ping a peer, showing the path each pong took\n"
+		   "  netcheck what the network in front of this node does (NAT type)\n"
 		   "  genkey   print a new private key (base64) to standard output\n"
 		   "  pubkey   read a private key from standard input, print its public key\n"
 		   "  genpsk   print a new preshared key\n"
@@ -55,7 +56,8 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (!strcmp(argv[i], "up") || !strcmp(argv[i], "down") || !strcmp(argv[i], "logout") ||
-	    !strcmp(argv[i], "ip") || !strcmp(argv[i], "status") || !strcmp(argv[i], "ping"))
+	    !strcmp(argv[i], "ip") || !strcmp(argv[i], "status") || !strcmp(argv[i], "ping") ||
+	    !strcmp(argv[i], "netcheck"))
 		return cmd_node(sock, argc - i, argv + i);
 	fprintf(stderr, "knit: unknown command '%s'\n", argv[i]);
 	usage(stderr);

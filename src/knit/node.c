@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
- * knit up/down/logout/ip/status: one JSON request to knitd's socket, one or
- * more JSON lines back (up may first say that the node waits for approval).
+ * knit up/down/logout/ip/status/ping/netcheck: one JSON request to knitd's
+ * socket, one or more JSON lines back (up may first say that the node waits
+ * for approval).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -165,6 +166,52 @@ static void print_status(json_t *a)
 	}
 }
 
+static const char *yes_no(json_t *v)
+{
+	return json_is_null(v) || !v ? "unknown" : json_is_true(v) ? "yes" : "no";
+}
+
+static void print_netcheck(json_t *a)
+{
+	json_t *pm = json_object_get(a, "portmap"), *relays = json_object_get(a, "relays"), *r;
+	size_t i;
+
+	if (json_is_true(json_object_get(a, "stale")))
+		printf("(the check did not finish in time: the last result)\n");
+	printf("UDP:          %s (IPv4 %s, IPv6 %s)\n", yes_no(json_object_get(a, "udp")),
+	       yes_no(json_object_get(a, "ipv4")), yes_no(json_object_get(a, "ipv6")));
+	if (*str(a, "mapped_v4"))
+		printf("address:      %s\n", str(a, "mapped_v4"));
+	if (*str(a, "mapped_v6"))
+		printf("address v6:   %s\n", str(a, "mapped_v6"));
+	printf("mapping:      %s\n", str(a, "mapping"));
+	printf("filtering:    %s\n", str(a, "filtering"));
+	printf("allocation:   %s\n", str(a, "allocation"));
+	printf("hairpin:      %s\n", yes_no(json_object_get(a, "hairpin")));
+	printf("public:       %s\n", yes_no(json_object_get(a, "public_address")));
+	if (json_is_object(pm))
+		printf("port mapping: PCP %s, NAT-PMP %s, UPnP %s\n",
+		       yes_no(json_object_get(pm, "pcp")), yes_no(json_object_get(pm, "nat_pmp")),
+		       yes_no(json_object_get(pm, "upnp")));
+	else
+		printf("port mapping: unknown (the gateway has not answered yet)\n");
+	printf("home relay:   %lld\n",
+	       (long long)json_integer_value(json_object_get(a, "home_relay")));
+	json_array_foreach(relays, i, r) {
+		json_t *v4 = json_object_get(r, "latency_us"),
+		       *v6 = json_object_get(r, "latency_v6_us");
+		printf("relay %-6lld %-16s",
+		       (long long)json_integer_value(json_object_get(r, "id")), str(r, "region"));
+		if (json_is_integer(v4))
+			printf(" IPv4 %.2f ms", (double)json_integer_value(v4) / 1000);
+		if (json_is_integer(v6))
+			printf(" IPv6 %.2f ms", (double)json_integer_value(v6) / 1000);
+		if (!json_is_integer(v4) && !json_is_integer(v6))
+			printf(" no answer");
+		printf("\n");
+	}
+}
+
 static void print_human(const char *cmd, json_t *a, const struct node_opts *o)
 {
 	if (json_is_false(json_object_get(a, "ok"))) {
@@ -190,6 +237,8 @@ static void print_human(const char *cmd, json_t *a, const struct node_opts *o)
 			puts(str(a, "ipv6"));
 	} else if (!strcmp(cmd, "status")) {
 		print_status(a);
+	} else if (!strcmp(cmd, "netcheck")) {
+		print_netcheck(a);
 	} else if (!strcmp(cmd, "up")) {
 		printf("Logged in as %s\n", str(a, "name"));
 	}
@@ -242,6 +291,10 @@ static int parse(int argc, char **argv, struct node_opts *o)
 			       "               [--hostname NAME] [--timeout SECONDS] [--json]\n"
 			       "       knit down|logout|status [--json]\n"
 			       "       knit ip [-4|-6] [--json]\n"
+			       "       knit netcheck [--json]\n"
+			       "           what the network in front of this node does: UDP,\n"
+			       "           NAT mapping and filtering, port allocation, hairpin,\n"
+			       "           port mapping, latency to each relay\n"
 			       "       knit ping PEER [--count N] [--all] [--json]\n"
 			       "           pings through the relay until a direct path answers\n"
 			       "           (--all: all N pings); PEER is a name or an address\n");

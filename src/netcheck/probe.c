@@ -161,6 +161,9 @@ static void probe_send(struct nc_engine *e, struct nc_probe *p, uint64_t now)
 	p->sent_ns[p->tries] = now;
 	p->tries++;
 	p->next_ns = now + e->interval_ns;
+	/* No route or no such family here: more tries cannot help. */
+	if (!p->sent && (ret == -ENETUNREACH || ret == -EAFNOSUPPORT || ret == -EADDRNOTAVAIL))
+		p->state = NC_P_FAILED;
 }
 
 /* Does datagram buf, from `from`, answer probe p? */
@@ -250,6 +253,8 @@ static uint64_t advance(struct nc_engine *e, uint64_t now)
 			continue;
 		if (p->tries < NC_MAX_TRIES && now >= p->next_ns)
 			probe_send(e, p, now);
+		if (p->state != NC_P_RUNNING)
+			continue;
 		if (p->tries >= NC_MAX_TRIES && now >= p->start_ns + e->timeout_ns) {
 			p->state = NC_P_FAILED;
 			continue;

@@ -12,6 +12,9 @@
  * shared UDP socket, whose STUN answers come off the data path) or from a
  * descriptor the caller asked the engine to watch (nc_engine_watch_fd()).
  *
+ * A probe whose first send finds no route (ENETUNREACH, EAFNOSUPPORT,
+ * EADDRNOTAVAIL) fails at once: waiting out its tries cannot help.
+ *
  * Every try of a STUN probe carries its own transaction id (the last byte
  * counts the try), so a round trip is measured from the try that was
  * answered, not from the first.  Answers are untrusted: parsed by the
