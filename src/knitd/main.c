@@ -27,6 +27,7 @@ struct options {
 	const char *socket_path;
 	long port;
 	bool hide_lan;
+	const char *nat_class;
 	unsigned timer_divisor;
 };
 
@@ -44,6 +45,9 @@ static void usage(FILE *f)
 		"  -S, --socket PATH           local API for knit (default " API_DEFAULT_SOCKET ")\n"
 		"  -p, --port N                UDP port (default 41641; 0 picks one)\n"
 		"      --no-lan-candidates     offer and try no LAN addresses (to test hairpinning)\n"
+		"      --nat-class CLASS       declare this node's NAT instead of measuring it:\n"
+		"                              MAPPING-FILTERING (eim|adm|adpm - eif|adf|adpf),\n"
+		"                              public or udp-blocked\n"
 		"  -i, --interface NAME        TUN interface to create (at most 15 characters;\n"
 		"                              default knit0 with --state-dir)\n"
 		"  -c, --wg-config FILE        static mode: a wg-quick(8) configuration file\n"
@@ -67,6 +71,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{"socket", required_argument, NULL, 'S'},
 		{"port", required_argument, NULL, 'p'},
 		{"no-lan-candidates", no_argument, NULL, 'N'},
+		{"nat-class", required_argument, NULL, 'n'},
 		{"wg-config", required_argument, NULL, 'c'},
 		{"log-level", required_argument, NULL, 'l'},
 		{"test-timer-divisor", required_argument, NULL, 'T'},
@@ -86,6 +91,9 @@ static int parse_options(int argc, char **argv, struct options *o)
 			break;
 		case 'N':
 			o->hide_lan = true;
+			break;
+		case 'n':
+			o->nat_class = optarg;
 			break;
 		case 'S':
 			o->socket_path = optarg;
@@ -263,6 +271,7 @@ int main(int argc, char **argv)
 			.port = o.port >= 0 ? (uint16_t)o.port : OVERLAY_DEFAULT_PORT,
 			.timer_divisor = o.timer_divisor,
 			.hide_lan = o.hide_lan,
+			.nat_class = o.nat_class,
 		};
 		return overlay_run(&ov);
 	}

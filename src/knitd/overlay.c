@@ -50,6 +50,8 @@ struct overlay {
 	struct relays relays;
 	struct paths paths;
 	struct portmap *portmap; /* NAT-PMP, PCP, UPnP: a public port, maybe */
+	bool has_nat;
+	struct nat_class nat; /* ours: declared, or from netcheck */
 	uint8_t node_priv[32], node_pub[32], disco_priv[32], disco_pub[32];
 	/* prefs, kept in DIR/prefs.json */
 	char control_url[256];
@@ -381,6 +383,8 @@ static void send_update(void *arg)
 		return;
 	msg = json_pack("{s:s,s:o,s:i}", "type", "update", "endpoints", endpoints_json(ov),
 			"home_relay", ov->relays.home);
+	if (msg && ov->has_nat)
+		json_object_set_new(msg, "nat", netmap_nat_to_json(&ov->nat));
 	if (msg)
 		control_client_send(ov->ctl, msg);
 	json_decref(msg);
@@ -826,6 +830,42 @@ static void on_portmap(void *arg, const union sockaddr_inet *external, const cha
 
 static const struct portmap_ops portmap_ops = {.changed = on_portmap};
 
+/* Our NAT class, from netcheck or declared: peers plan their paths by it. */
+static void set_nat(struct overlay *ov, const struct nat_class *c)
+{
+	ov->nat = *c;
+	ov->has_nat = true;
+	paths_set_self_nat(&ov->paths, c);
+	send_update(ov);
+}
+
+/* "eim-adf", "adpm-adpf", "public", "udp-blocked" */
+static int parse_nat_class(const char *s, struct nat_class *c)
+{
+	char m[8], f[8];
+
+	memset(c, 0, sizeof(*c));
+	c->udp = true;
+	if (!strcmp(s, "udp-blocked")) {
+		c->udp = false;
+		return 0;
+	}
+	if (!strcmp(s, "public")) {
+		c->public_address = true;
+		c->mapping = NAT_MAP_EIM, c->filtering = NAT_FILTER_EIF;
+		return 0;
+	}
+	if (sscanf(s, "%7[a-z]-%7[a-z]", m, f) != 2)
+		return -EINVAL;
+	for (int i = NAT_MAP_EIM; i <= NAT_MAP_ADPM; i++)
+		if (!strcmp(m, nat_mapping_name(i)))
+			c->mapping = i;
+	for (int i = NAT_FILTER_EIF; i <= NAT_FILTER_ADPF; i++)
+		if (!strcmp(f, nat_filtering_name(i)))
+			c->filtering = i;
+	return c->mapping && c->filtering ? 0 : -EINVAL;
+}
+
 static void on_signal(struct evloop *loop, int signo, void *arg)
 {
 	log_info("stopping signal=%s", strsignal(signo));
@@ -904,6 +944,16 @@ int overlay_run(const struct overlay_options *o)
 	/* The gateway may give us a public port: a candidate that beats any NAT. */
 	if (portmap_new(&ov->portmap, ov->loop, ov->dev->listen_port, &portmap_ops, ov) < 0)
 		log_warn("no port mapping (cannot start the client)");
+	if (o->nat_class) {
+		struct nat_class c;
+		if (parse_nat_class(o->nat_class, &c) < 0) {
+			log_error("bad --nat-class %s (want MAPPING-FILTERING like eim-adf, "
+				  "public or udp-blocked)", o->nat_class);
+			ret = -EINVAL;
+			goto out;
+		}
+		set_nat(ov, &c);
+	}
 	load_prefs(ov);
 	if (ov->want_up && start_control(ov) < 0)
 		log_warn("cannot resume: bad control URL in prefs url=%s", ov->control_url);

@@ -20,6 +20,7 @@ struct overlay_options {
 	uint16_t port;
 	unsigned timer_divisor;
 	bool hide_lan; /* tests: offer and use no LAN candidates */
+	const char *nat_class; /* declared instead of measured: "eim-adf", … */
 };
 
 /* Runs until SIGINT/SIGTERM; returns the exit status. */

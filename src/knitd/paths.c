@@ -248,23 +248,41 @@ static void arm(struct paths *p, struct peer_paths *pp, uint64_t delay_ms)
 }
 
 /* The peer's public address as its relay's STUN saw it (first in its list). */
+static bool private_v4(const union sockaddr_inet *ep)
+{
+	uint32_t a = ntohl(ep->in.sin_addr.s_addr);
+
+	return (a >> 24) == 10 || (a >> 20) == (172 << 4 | 1) || (a >> 16) == (192 << 8 | 168) ||
+	       (a >> 22) == (100 << 2 | 1) || (a >> 24) == 127 || (a >> 16) == (169 << 8 | 254);
+}
+
+/* The peer's public IPv4 address (its relay's STUN saw it): the first
+ * candidate from control that is not a private address. */
 static const union sockaddr_inet *peer_public(const struct peer_paths *pp)
 {
 	for (unsigned i = 0; i < pp->n_cands; i++)
-		if (!pp->cands[i].learned && !pp->cands[i].lan && pp->cands[i].fd < 0 &&
-		    pp->cands[i].ep.sa.sa_family == AF_INET)
+		if (!pp->cands[i].learned && pp->cands[i].fd < 0 &&
+		    pp->cands[i].ep.sa.sa_family == AF_INET && !private_v4(&pp->cands[i].ep))
 			return &pp->cands[i].ep;
 	return NULL;
 }
 
 static void make_plan(struct paths *p, struct peer_paths *pp)
 {
+	struct plan old = pp->plan;
+	char who[NETMAP_NAME_LEN];
+
 	if (!p->has_nat || !pp->has_nat) {
 		pp->plan = (struct plan){.kind = PLAN_PUNCH};
 		snprintf(pp->plan.reason, sizeof(pp->plan.reason), "hole punching");
-		return;
+	} else {
+		traversal_plan(&p->nat, &pp->nat, memcmp(p->node_pub, pp->node_key, 32) < 0,
+			       &pp->plan);
 	}
-	traversal_plan(&p->nat, &pp->nat, memcmp(p->node_pub, pp->node_key, 32) < 0, &pp->plan);
+	if (memcmp(&old, &pp->plan, sizeof(old))) {
+		peer_label(pp, who, sizeof(who));
+		log_info("plan peer=%s plan=\"%s\"", who, pp->plan.reason);
+	}
 }
 
 static void maybe_search(struct paths *p, struct peer_paths *pp, bool asked)
@@ -274,14 +292,19 @@ static void maybe_search(struct paths *p, struct peer_paths *pp, bool asked)
 
 	if (pp->plan.kind != PLAN_SEARCH || pp->best >= 0 || !target || search_running(pp->search))
 		return;
-	/* The peer asking (call-me-maybe) overrides our backoff: both sides
-	 * must search at the same time. */
-	if (now < pp->search_retry_ns && !(asked && now + 25000 * MS > pp->search_retry_ns))
+	/* The peer asking (its call-me-maybe when it starts a search) overrides
+	 * our backoff, once our last search is 20 s old: both sides must
+	 * search at the same time. */
+	if (now < pp->search_retry_ns && !(asked && now - pp->search_started_ns > 20000 * MS))
 		return;
 	search_free(pp->search);
 	pp->search = NULL;
-	if (search_start(&pp->search, pp, pp->plan.i_open, target) == 0)
-		pp->search_retry_ns = now + (30000ULL << (pp->search_failures < 3 ? pp->search_failures : 3)) * MS;
+	if (search_start(&pp->search, pp, pp->plan.i_open, target) == 0) {
+		pp->search_started_ns = now;
+		pp->search_retry_ns =
+			now + (30000ULL << (pp->search_failures < 3 ? pp->search_failures : 3)) * MS;
+		send_call_me_maybe(p, pp); /* the peer searches now too */
+	}
 }
 
 static void start_discovery(struct paths *p, struct peer_paths *pp)

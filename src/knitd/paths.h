@@ -75,6 +75,7 @@ struct peer_paths {
 	struct plan plan;
 	struct search *search;
 	uint64_t search_retry_ns; /* no new search before */
+	uint64_t search_started_ns;
 	unsigned search_failures;
 	struct api_conn *pinger; /* a `knit ping` waiting for pongs */
 	unsigned pinger_left;
