@@ -308,8 +308,19 @@ mx_cell() {
 			# Every 30 ms while a quick path is due, then every 100 ms.
 			if ((MX_NOW - t0 < 3000)); then sleep "$MX_POLL"; else sleep 0.1; fi
 		done
-		# Let traffic run over the path found, then look from both sides.
-		sleep 0.4
+		# Let traffic run over the path found (0.4 s), and wait for an
+		# answer over it if none came yet: up to 7 s, for a handshake
+		# lost to the link (WireGuard retries after 5 s).
+		mx_replies_after "$ah" $((t0 + ${status_ms/null/0}))
+		now_ms
+		local confirm_end=$((MX_NOW + 7000)) switch=$MX_NOW
+		while :; do
+			sleep 0.1
+			now_ms
+			((MX_NOW - switch >= 400)) || continue
+			mx_replies_after "$ah" $((t0 + ${status_ms/null/0}))
+			((MX_REPLIES > 0 || MX_NOW >= confirm_end)) && break
+		done
 		st=$(mx_status "$ah")
 		path=$(jq -r '.peers[0].path // "none"' <<<"$st" 2>/dev/null)
 		endpoint=$(jq -r '.peers[0].endpoint // ""' <<<"$st" 2>/dev/null)
@@ -322,9 +333,8 @@ mx_cell() {
 		recv=$(grep -c 'bytes from' "$RUNDIR/log/ping-$ah.log")
 		# Replies after the switch: the direct path carries the traffic.
 		if [[ $status_ms != null ]]; then
-			after=$(awk -v t="$(((t0 + status_ms) / 1000)).$(printf '%03d' $(((t0 + status_ms) % 1000)))" \
-				'/bytes from/ { gsub(/[][]/, "", $1); if ($1 + 0 >= t + 0) n++ } END { print n + 0 }' \
-				"$RUNDIR/log/ping-$ah.log")
+			mx_replies_after "$ah" $((t0 + status_ms))
+			after=$MX_REPLIES
 		fi
 		read -r ttd_ms pcap_ep <<<"$(mx_pcap_ttd "$d/cell.pcap")"
 		[[ $ttd_ms -ge 0 ]] || ttd_ms=null
@@ -364,6 +374,14 @@ mx_cell() {
 		nsx router1 nft list ruleset >"$MX_LOGS/$MX_RUN_NAME/$id/router1.nft" 2>/dev/null
 	fi
 	return 0
+}
+
+# mx_replies_after HOST MS: MX_REPLIES, the ping replies HOST's ping logged
+# at or after MS (epoch milliseconds; ping -D stamps each line).
+mx_replies_after() {
+	MX_REPLIES=$(awk -v t="$(($2 / 1000)).$(printf '%03d' $(($2 % 1000)))" \
+		'/bytes from/ { gsub(/[][]/, "", $1); if ($1 + 0 >= t + 0) n++ } END { print n + 0 }' \
+		"$RUNDIR/log/ping-$1.log")
 }
 
 # mx_cell_prepare SHAPE A B R1 R2 OPTS: the lab up, knitds stopped, routers
