@@ -251,6 +251,22 @@ check "knit ping from a firewalled node shows pongs through the relay" \
 direct_to_n2() { k n1 status --json | jq -e '.peers[] | select(.name == "n2") | .path == "direct"' >/dev/null; }
 check "n1's status shows n2 on the direct path" wait_until 5 direct_to_n2
 check "and n1 still reaches n2" reaches n1 "$(ip4 n2)"
+# The direct path dies (a firewall appears): back to the relay within 3 s
+# (plus a poll), the ping going on; and direct again once it is lifted.
+relay_to_n2() { k n1 status --json | jq -e '.peers[] | select(.name == "n2") | .path == "relay"' >/dev/null; }
+n n1 ping -i 0.2 -c 40 "$(ip4 n2)" >"$TMP/fallback.log" 2>&1 &
+PING=$!
+sleep 1
+firewall n1 on
+T0=$(date +%s%N)
+check "when the direct path dies, n1 is back on the relay within 4 s" wait_until 4 relay_to_n2
+echo "fell back after $((($(date +%s%N) - T0) / 1000000)) ms"
+sleep 2
+firewall n1 off
+check "and direct again once the path is back" wait_until 12 direct_to_n2
+wait "$PING" || true
+LOST=$(awk '/packets transmitted/ { print $1 - $4 }' "$TMP/fallback.log")
+check "a ping across both switches lost at most 20 of 40 (lost $LOST)" test "${LOST:-99}" -le 20
 check "n3 (firewalled) still goes through the relay" \
 	bash -c "$(declare -f k n); RUN=$RUN TMP=$TMP KNIT=$KNIT; k n3 status --json |
 	jq -e '.peers[] | select(.name == \"n1\") | .path == \"relay\" and (.path_reason | length > 0)' >/dev/null"
