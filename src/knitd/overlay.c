@@ -17,6 +17,7 @@
 #include "crypto/crypto.h"
 #include "disco/disco.h"
 #include "knitd/api.h"
+#include "knitd/netcheck.h"
 #include "knitd/paths.h"
 #include "knitd/relays.h"
 #include "lib/buf.h"
@@ -50,6 +51,7 @@ struct overlay {
 	struct relays relays;
 	struct paths paths;
 	struct portmap *portmap; /* NAT-PMP, PCP, UPnP: a public port, maybe */
+	struct netcheck *nc;
 	bool has_nat;
 	struct nat_class nat; /* ours: declared, or from netcheck */
 	uint8_t node_priv[32], node_pub[32], disco_priv[32], disco_pub[32];
@@ -479,6 +481,7 @@ static void on_map(struct overlay *ov, json_t *msg)
 				log_warn("relay entry ignored error=\"%s\"", why);
 		}
 		relays_set_map(&ov->relays, map, n);
+		netcheck_set_relays(ov->nc, map, n);
 	}
 	if (json_is_true(json_object_get(msg, "full"))) {
 		ov->generation++;
@@ -755,6 +758,8 @@ static void on_api_request(struct api_conn *c, json_t *req, void *arg)
 		api_status(ov, c, true);
 	else if (!strcmp(cmd, "ping"))
 		api_ping(ov, c, req);
+	else if (!strcmp(cmd, "netcheck"))
+		netcheck_api(ov->nc, c);
 	else
 		api_reply_error(c, "unknown command \"%.32s\"", cmd);
 }
@@ -764,6 +769,7 @@ static void on_api_gone(struct api_conn *c, void *arg)
 	struct overlay *ov = arg;
 
 	paths_api_gone(&ov->paths, c);
+	netcheck_api_gone(ov->nc, c);
 	for (unsigned i = 0; i < ov->n_waiters; i++) {
 		if (ov->waiters[i] == c) {
 			ov->waiters[i] = ov->waiters[--ov->n_waiters];
@@ -813,7 +819,7 @@ static void on_aside(void *arg, const uint8_t *pkt, size_t len, const union sock
 	endpoint_unmap(src, &from);
 	if (disco_is_message(pkt, len))
 		paths_disco_input(&ov->paths, pkt, len, &from, NULL);
-	else
+	else if (!netcheck_stun_input(ov->nc, pkt, len, &from))
 		relays_stun_input(&ov->relays, pkt, len, &from);
 }
 
@@ -837,6 +843,20 @@ static void set_nat(struct overlay *ov, const struct nat_class *c)
 	ov->has_nat = true;
 	paths_set_self_nat(&ov->paths, c);
 	send_update(ov);
+}
+
+/* netcheck measured our NAT anew: peers plan with it (unless declared). */
+static void on_netcheck(void *arg, const struct netcheck_result *r)
+{
+	struct overlay *ov = arg;
+
+	if (!ov->o->nat_class && r->valid)
+		set_nat(ov, &r->nat);
+}
+
+static int home_relay_of(void *arg)
+{
+	return ((struct overlay *)arg)->relays.home;
 }
 
 /* "eim-adf", "adpm-adpf", "public", "udp-blocked" */
@@ -944,6 +964,10 @@ int overlay_run(const struct overlay_options *o)
 	/* The gateway may give us a public port: a candidate that beats any NAT. */
 	if (portmap_new(&ov->portmap, ov->loop, ov->dev->listen_port, &portmap_ops, ov) < 0)
 		log_warn("no port mapping (cannot start the client)");
+	struct netcheck_ops nc_ops = {.changed = on_netcheck, .home_relay = home_relay_of, .arg = ov};
+	if (netcheck_new(&ov->nc, ov->loop, ov->dev, &nc_ops) < 0)
+		log_warn("no netcheck (cannot start it)");
+	netcheck_set_portmap(ov->nc, ov->portmap);
 	if (o->nat_class) {
 		struct nat_class c;
 		if (parse_nat_class(o->nat_class, &c) < 0) {
@@ -962,6 +986,8 @@ int overlay_run(const struct overlay_options *o)
 	ret = evloop_run(ov->loop);
 out:
 	stop_control(ov);
+	netcheck_set_portmap(ov->nc, NULL);
+	netcheck_free(ov->nc);
 	portmap_free(ov->portmap);
 	api_server_free(ov->api);
 	if (ov->dev) {
