@@ -55,7 +55,7 @@ start_control() {
 }
 
 start_node() { # start_node NAME: knitd with its own state dir and socket
-	bg "$1" "$KNITD" --state-dir "$TMP/$1" --socket "$TMP/$1.sock" 2>>"$TMP/$1.log"
+	bg "$1" "$KNITD" --state-dir "$TMP/$1" --socket "$TMP/$1.sock" ${KNITD_DEBUG:+--log-level debug} 2>>"$TMP/$1.log"
 	NODE_PID[$1]=$LAST_PID
 	wait_until 5 test -S "$TMP/$1.sock"
 }
