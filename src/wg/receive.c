@@ -411,7 +411,10 @@ static void run_account(struct rx_batch *b, struct wg_peer *peer, const union so
 {
 	union sockaddr_inet cur;
 
-	if (peer != b->peer || !endpoint_equal(&b->src, src)) {
+	/* Byte-equal is equal (the common case, a run of one source); only
+	 * when the bytes differ does the exact comparison decide. */
+	if (peer != b->peer ||
+	    (memcmp(&b->src, src, sizeof(*src)) && !endpoint_equal(&b->src, src))) {
 		run_flush(b);
 		b->peer = peer;
 		b->src = *src;
