@@ -42,6 +42,7 @@ MX_KNIT=${KNIT:-$LAB_BUILD/knit}
 MX_CONTROL=${CONTROL:-$LAB_BUILD/knit-control}
 MX_RELAY=${RELAY:-$LAB_BUILD/knit-relay}
 MX_URL=http://$PUB_NET.1:8080
+MX_STUN_ALT=$PUB_NET.5 # the relay's second address (RFC 5780)
 MX_POLL=0.03 # status poll interval, s
 MX_PING_INTERVAL=0.05
 
@@ -49,7 +50,7 @@ matrix_usage() {
 	cat >&2 <<'EOF'
 knit-lab matrix [--kinds rfc4787|rfc3489|KIND,KIND...] [--alloc random|seed-adm]
                 [--loss PCT] [--delay-ms D] [--special] [--cells A:B,...]
-                [--expect full|relay-only] [--wait S] [--settle S] [--jobs N]
+                [--expect full|relay-only] [--declare-class] [--wait S] [--settle S] [--jobs N]
                 [--name NAME] [--json FILE] [--markdown FILE] [--logs DIR]
 
   --kinds      the NAT kinds of the table (default rfc4787: the 9 of RFC 4787;
@@ -61,6 +62,8 @@ knit-lab matrix [--kinds rfc4787|rfc3489|KIND,KIND...] [--alloc random|seed-adm]
                with LAN candidates hidden, two public peers, port-mapping routers
   --cells      only these ordered pairs (A:B, comma-separated)
   --expect     full (default): each cell's expected path; relay-only: connected
+  --declare-class  start each knitd with --nat-class (its router's kind) instead
+               of letting it measure its NAT
   --wait       seconds a cell waits for a direct path (default 20)
   --settle     seconds a cell expected to stay on the relay is watched (default 5)
   --jobs       labs running cells at once (default 2)
@@ -208,15 +211,18 @@ mx_lab_up() {
 	if ! MX_CK=$("$MX_CONTROL" key --state-dir "$d/ctl" 2>/dev/null) ||
 		! MX_RK=$("$MX_RELAY" key --state-dir "$d/rly" 2>/dev/null) ||
 		! "$MX_CONTROL" relay add --id 1 --region lab --host "$PUB_NET.2" --port 8443 \
-			--stun-port 3478 --key "$MX_RK" --state-dir "$d/ctl" >/dev/null ||
+			--stun-port 3478 --stun-alt "$MX_STUN_ALT:3479" --key "$MX_RK" --state-dir "$d/ctl" >/dev/null ||
 		! MX_AUTH=$("$MX_CONTROL" authkey create --reusable --state-dir "$d/ctl"); then
 		MX_ERR="knit-control/knit-relay setup failed"
 		return 1
 	fi
 	spawn control knit-control "$MX_CONTROL" serve --listen "$PUB_NET.1:8080" --state-dir "$d/ctl"
 	wait_for 5 mx_listening control 8080 || { MX_ERR="knit-control did not listen"; return 1; }
+	# The relay's STUN answers RFC 5780 from a second address, so that
+	# knitd's netcheck classifies its NAT (mapping and filtering).
+	ip -n "$P-relay" addr add "$MX_STUN_ALT/24" dev eth0
 	spawn relay knit-relay "$MX_RELAY" serve --listen "$PUB_NET.2:8443" --stun "$PUB_NET.2:3478" \
-		--control "$MX_URL" --control-key "$MX_CK" --state-dir "$d/rly"
+		--stun-alt "$MX_STUN_ALT:3479" --control "$MX_URL" --control-key "$MX_CK" --state-dir "$d/rly"
 	wait_for 5 mx_listening relay 8443 || { MX_ERR="knit-relay did not listen"; return 1; }
 	if [[ $shape == pair && -n $MX_LINK ]]; then
 		# shellcheck disable=SC2086  # the link's options, one a word
@@ -281,7 +287,11 @@ mx_cell() {
 			note="tcpdump did not start"
 	fi
 	if [[ -z $note ]]; then
-		for h in "$ah" "$bh"; do mx_knitd_start "$h" "${kopts[@]}" || { note=$MX_ERR; break; }; done
+		for h in "$ah" "$bh"; do
+			# shellcheck disable=SC2046  # none, or the option and its value
+			mx_knitd_start "$h" "${kopts[@]}" $(mx_declared_class "$h" "$r1" "$r2") ||
+				{ note=$MX_ERR; break; }
+		done
 	fi
 	if [[ -z $note ]]; then
 		# The first ping leaves as soon as A knows B is online: the time
@@ -376,6 +386,18 @@ mx_cell() {
 	return 0
 }
 
+# mx_declared_class HOST R1 R2: with --declare-class, knitd's --nat-class
+# option for HOST (behind router1 or router2, or public); nothing otherwise,
+# and knitd measures its NAT itself.
+mx_declared_class() {
+	((MX_DECLARE)) || return 0
+	case $1 in
+	pub*) echo "--nat-class public" ;;
+	peer1-*) echo "--nat-class ${2%%,*}" ;;
+	peer2-*) echo "--nat-class ${3%%,*}" ;;
+	esac
+}
+
 # mx_replies_after HOST MS: MX_REPLIES, the ping replies HOST's ping logged
 # at or after MS (epoch milliseconds; ping -D stamps each line).
 mx_replies_after() {
@@ -400,9 +422,14 @@ mx_cell_prepare() {
 	[[ -z $r1 ]] || mx_renat router1 "$r1" || return 1
 	[[ -z $r2 ]] || mx_renat router2 "$r2" || return 1
 	# miniupnpd learns its external address by STUN before it maps.
-	[[ $r1 == *upnp=on* ]] && sleep 0.5
+	if [[ $r1 == *upnp=on* ]] && ! wait_for 10 mx_natpmp_ready; then
+		MX_ERR="miniupnpd on router1 did not answer NAT-PMP in 10 s"
+		return 1
+	fi
 	return 0
 }
+
+mx_natpmp_ready() { nsx peer1-1 natpmpc -g "10.0.1.254" 2>/dev/null | grep -q "Public IP address"; }
 
 mx_why() { mx_status "$1" | jq -c '{backend_state, error, peers: [.peers[] | {path, online, path_reason}]}' 2>/dev/null; }
 
@@ -511,7 +538,7 @@ mx_worker() {
 cmd_matrix() {
 	local kinds=rfc4787 loss='' delay='' json='' md='' name='' i pids=() base started
 	MX_ALLOC=random MX_SPECIAL=0 MX_CELLS='' MX_EXPECT=full MX_WAIT=20 MX_SETTLE=5
-	MX_JOBS=2 MX_LOGS='' MX_LINK=''
+	MX_JOBS=2 MX_LOGS='' MX_LINK='' MX_DECLARE=0
 	while [[ $# -gt 0 ]]; do
 		case $1 in
 		--kinds) kinds=${2:?}; shift 2 ;;
@@ -519,6 +546,7 @@ cmd_matrix() {
 		--loss) loss=${2:?}; shift 2 ;;
 		--delay-ms) delay=${2:?}; shift 2 ;;
 		--special) MX_SPECIAL=1; shift ;;
+		--declare-class) MX_DECLARE=1; shift ;;
 		--cells) MX_CELLS=${2:?}; shift 2 ;;
 		--expect) MX_EXPECT=${2:?}; shift 2 ;;
 		--wait) MX_WAIT=${2:?}; shift 2 ;;
@@ -550,6 +578,7 @@ cmd_matrix() {
 		[[ $kinds == rfc4787 || $kinds == *adm* ]] && name+="-$MX_ALLOC"
 		[[ -n $loss ]] && name+="-loss$loss"
 		[[ -n $delay ]] && name+="-delay${delay}ms"
+		((MX_DECLARE)) && name+="-declared"
 	fi
 	MX_RUN_NAME=$name
 	for i in "$MX_KNITD" "$MX_KNIT" "$MX_CONTROL" "$MX_RELAY" "$NATPROBE"; do
@@ -613,7 +642,7 @@ mx_report() {
 	git -C "$LAB_ROOT" diff --quiet HEAD -- src 2>/dev/null || commit+="+changes"
 	jq -s --arg name "$1" --arg kinds "$2" --arg alloc "$MX_ALLOC" --arg loss "$3" \
 		--arg delay "$4" --argjson seconds "$5" --argjson jobs "$MX_JOBS" \
-		--arg expect_mode "$MX_EXPECT" --arg date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
+		--arg expect_mode "$MX_EXPECT" --argjson declared "$MX_DECLARE" --arg date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
 		--arg commit "$commit" --argjson cores "$(nproc)" \
 		--argjson wait "$MX_WAIT" --argjson settle "$MX_SETTLE" \
 		--argjson order "$(printf '%s\n' "${MX_KINDS[@]}" | jq -R . | jq -s .)" '
@@ -627,7 +656,7 @@ mx_report() {
 		| {name: $name, kinds: $kinds, order: $order, alloc: $alloc,
 		   loss_pct: (if $loss == "" then 0 else ($loss | tonumber) end),
 		   delay_ms: (if $delay == "" then 0 else ($delay | tonumber) end),
-		   expect_mode: $expect_mode, wait_s: $wait, settle_s: $settle,
+		   expect_mode: $expect_mode, nat_class_declared: ($declared == 1), wait_s: $wait, settle_s: $settle,
 		   date: $date, commit: $commit, cores: $cores, jobs: $jobs, seconds: $seconds,
 		   totals: {cells: ($cells | length), passed: ([$cells[] | select(.ok)] | length),
 		     failed: ([$cells[] | select(.ok | not)] | length),
@@ -686,7 +715,8 @@ mx_markdown() {
 		+ (if .alloc == "seed-adm" then ", the seed'"'"'s ADM (100 ports per destination)"
 		   else ", non-EIM ports at random over the full range" end)
 		+ (if .loss_pct > 0 or .delay_ms > 0 then ", \(.loss_pct) % loss and \(.delay_ms) ms delay on the public links" else "" end);
-	def order: ["rfc4787-random", "rfc4787-seed-adm", "rfc3489", "rfc4787-random-loss2.5-delay20ms"];
+	def order: ["rfc4787-random", "rfc4787-random-declared", "rfc4787-seed-adm", "rfc4787-seed-adm-declared",
+		"rfc3489", "rfc3489-declared", "rfc4787-random-loss2.5-delay20ms", "rfc4787-random-loss2.5-delay20ms-declared"];
 	"# NAT traversal matrix",
 	"",
 	"Generated by `lab/knit-lab matrix` (`make matrix-full` writes this file; `make check` runs the",
@@ -704,7 +734,9 @@ mx_markdown() {
 	 . as $r |
 	 "## \(title)",
 	 "",
-	 "Run `\(.name)`: \(.date), commit \(.commit), \(.cores) cores, \(.jobs) jobs, \(.seconds) s; expectations: **\(.expect_mode)**" +
+	 "Run `\(.name)`: \(.date), commit \(.commit), \(.cores) cores, \(.jobs) jobs, \(.seconds) s; NAT classes " +
+	   (if .nat_class_declared then "declared to knitd (`--nat-class`)" else "measured by knitd" end) +
+	   "; expectations: **\(.expect_mode)**" +
 	   (if .expect_mode == "relay-only" then " (cells wait \(.settle_s) s for a direct path)" else "" end) + ".",
 	 "",
 	 (if .totals.pairs > 0 then

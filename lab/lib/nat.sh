@@ -191,7 +191,10 @@ EOF
 
 	chain postrouting {
 		type nat hook postrouting priority srcnat; policy accept;
-		oifname "wan" meta l4proto udp jump mapping
+		# Only what the LAN sends is mapped: the router's own UDP (miniupnpd's
+		# STUN check) keeps its port, or miniupnpd thinks itself behind
+		# another NAT and refuses every mapping.
+		oifname "wan" ip saddr $lan meta l4proto udp jump mapping
 		oifname "wan" snat ip to $ext
 EOF
 	if [[ $NAT_HAIRPIN == on ]]; then

@@ -17,6 +17,8 @@
 #                              and 2.5 % loss with 20 ms delay (make
 #                              matrix-full); results into docs/results/
 #   MATRIX_RESULTS=DIR         where matrix.json and matrix.md go
+#   MATRIX_DECLARE_CLASS=1     start each knitd with --nat-class (its NAT's
+#                              kind) instead of letting it measure its NAT
 set -eu
 source "$(dirname "$0")/lib.sh"
 
@@ -26,18 +28,21 @@ FULL=${MATRIX_FULL:-0}
 if [[ $FULL == 1 ]]; then OUT=${MATRIX_RESULTS:-$ROOT/docs/results}; else OUT=${MATRIX_RESULTS:-$ROOT/build/results}; fi
 LAB=$ROOT/lab/knit-lab
 PREFIX=mt$$
+DECLARE=()
+SUFFIX=''
+if [[ ${MATRIX_DECLARE_CLASS:-0} == 1 ]]; then DECLARE=(--declare-class) SUFFIX=-declared; fi
 export KNITD KNIT CONTROL=${CONTROL:-$ROOT/build/knit-control} RELAY=${RELAY:-$ROOT/build/knit-relay}
 mkdir -p "$OUT"
 rm -rf "$OUT/matrix-logs"
-echo "matrix: expectations '$EXPECT', $JOBS jobs, results in $OUT (failed cells' logs in $OUT/matrix-logs)"
+echo "matrix: expectations '$EXPECT', NAT classes ${SUFFIX:+declared}${SUFFIX:-measured}, $JOBS jobs, results in $OUT (failed cells' logs in $OUT/matrix-logs)"
 
 # run NAME ARGS...: one knit-lab matrix run; one check per cell, and the
 # time-to-direct budget when the links add no delay.
 run() {
-	local name=$1 ok text
+	local name=$1$SUFFIX ok text
 	shift
 	KNIT_LAB_PREFIX=$PREFIX "$LAB" matrix --name "$name" --expect "$EXPECT" --jobs "$JOBS" \
-		--json "$OUT/matrix.json" --markdown "$OUT/matrix.md" --logs "$OUT/matrix-logs" "$@" \
+		--json "$OUT/matrix.json" --markdown "$OUT/matrix.md" --logs "$OUT/matrix-logs" "${DECLARE[@]}" "$@" \
 		>"$TMP/$name.out" || true
 	# shellcheck disable=SC2016  # jq variables
 	check "$name: the run produced its results" jq -e --arg n "$name" '.runs[$n].cells | length > 0' "$OUT/matrix.json"
