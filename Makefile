@@ -153,8 +153,16 @@ perf: all
 		lab/knit-lab perf --var $$1 --values $$2 --repeat 3 --out build/results/perf-$$1 --ci || rc=1; \
 	done; exit $$rc
 
-bench: all
+# Benchmarks in C: bench/<name>.c -> build/bench/<name>, linked with libknit.
+BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(filter-out bench/crypto.c,$(wildcard bench/*.c)))
+$(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIBKNIT)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS_ALL)
+
+bench: all $(BENCH_BINS)
 	$(Q)bench/throughput.sh
+	$(Q)bench/control_scale.sh
 
 format:
 	clang-format -i $(wildcard src/*/*.[ch] lab/*/*.[ch] tests/*/*.c)
