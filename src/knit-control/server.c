@@ -98,6 +98,11 @@ static void node_update(struct session *s, struct node_rt *r, json_t *msg)
 	if (json_is_integer(relay) && json_integer_value(relay) >= 0 &&
 	    json_integer_value(relay) <= 65535)
 		r->home_relay = (int)json_integer_value(relay);
+	/* A node logs in before it knows the relay map: until it picks its
+	 * home relay, peers reach it through the first one (which it connects
+	 * to when it gets the map), not through nothing. */
+	if (!r->home_relay && pm->n_relays)
+		r->home_relay = pm->relays[0].id;
 	if (json_get_key(msg, "disco_key", disco) == 0 &&
 	    !crypto_memeq(disco, r->n.disco_key, 32) &&
 	    store_node_set_disco_key(pm->store, r->n.id, disco) == 0)
