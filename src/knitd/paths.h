@@ -10,7 +10,7 @@
  * call-me-maybe through the relay so that the peer pings back at the same
  * time.  The first pong confirms a path; LAN beats direct beats relay, the
  * lowest round trip wins among equals.  A confirmed path is pinged every
- * second; three seconds without a pong and the peer is back on the relay,
+ * half second; 2.5 s without a pong and the peer is back on the relay,
  * and discovery starts again.  Runs on the event loop.
  */
 #ifndef KNIT_KNITD_PATHS_H
@@ -27,8 +27,8 @@
 
 #define PATHS_MAX_CANDIDATES 32
 #define PATHS_MAX_PINGS	     64
-#define PATHS_HEARTBEAT_MS   1000
-#define PATHS_TRUST_MS	     3000
+#define PATHS_HEARTBEAT_MS   500
+#define PATHS_TRUST_MS	     2500
 #define PATHS_REPROBE_MS     30000
 
 struct relays;

@@ -95,7 +95,8 @@ RELAY_PID=$LAST_PID
 # on the control port may be readable JSON.
 bg ctl tcpdump -i eth0 -U -s 0 -w "$TMP/control.pcap" tcp port 8080 2>/dev/null
 DUMP_PID=$LAST_PID
-sleep 0.5
+wait_until 5 test -s "$TMP/control.pcap" # the file header: tcpdump listens
+sleep 0.2
 for node in n1 n2 n3; do start_node "$node"; done
 for node in n1 n2 n3; do check "$node joins with a reusable auth key" up "$node" "$AUTH"; done
 
