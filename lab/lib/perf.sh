@@ -386,13 +386,32 @@ pf_sample() {
 		 (if $path != null then {knit_path: $path} else {} end) + {error: $err}' <<<"{$body \"x\": 0}"
 }
 
-# pf_set_var VALUE: the link conditions of a loss or delay sweep on both
-# peers' outgoing packets.
+# pf_link_hosts: where a loss or delay sweep puts its link conditions, one
+# host per direction: each peer's router (its wan: forwarded packets), or
+# the peer itself when it has no router of its own (public, or sharing
+# the other's LAN).  On a router, not on the sender: packets that wait in
+# the sender's own stack count against its socket (TCP small queues, send
+# buffers), which throttles the sender as no real link does.
+pf_link_hosts() {
+	local h gw
+	PF_LINK_HOSTS=()
+	for h in "$PF_A" "$PF_B"; do
+		gw=${PF_GW[$h]}
+		if [[ $gw != - && ${PF_GW[$PF_A]} != "${PF_GW[$PF_B]}" ]]; then
+			PF_LINK_HOSTS+=("$gw")
+		else
+			PF_LINK_HOSTS+=("$h")
+		fi
+	done
+}
+
+# pf_set_var VALUE: the link conditions of a loss or delay sweep, on the
+# packets leaving A's side and B's side.
 pf_set_var() {
 	local h
 	case $PF_VAR in
-	loss) for h in "$PF_A" "$PF_B"; do link_set "$h" --loss "$1" --delay-ms 0 >/dev/null; done ;;
-	delay) for h in "$PF_A" "$PF_B"; do link_set "$h" --delay-ms "$1" --loss 0 >/dev/null; done ;;
+	loss) for h in "${PF_LINK_HOSTS[@]}"; do link_set "$h" --loss "$1" --delay-ms 0 >/dev/null; done ;;
+	delay) for h in "${PF_LINK_HOSTS[@]}"; do link_set "$h" --delay-ms "$1" --loss 0 >/dev/null; done ;;
 	esac
 }
 
@@ -434,7 +453,7 @@ pf_report() {
 		--argjson http_n "$PF_HTTP_N" --argjson pings "$PF_PINGS" \
 		--arg date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" --arg commit "$commit" \
 		--argjson cores "$(nproc)" --argjson seconds "$PF_SECONDS" --arg prefix "$P" \
-		--arg load0 "$PF_LOAD0" --arg load1 "$(cut -d' ' -f1 /proc/loadavg)" \
+		--arg links "${PF_LINK_HOSTS[*]}" --arg load0 "$PF_LOAD0" --arg load1 "$(cut -d' ' -f1 /proc/loadavg)" \
 		--argjson meta "$(pf_metric_json)" '
 		def median: sort | if length == 0 then null elif length % 2 == 1 then .[length / 2 | floor]
 			else (.[length / 2 - 1] + .[length / 2]) / 2 end;
@@ -454,6 +473,7 @@ pf_report() {
 		   hosts: {a: $a, b: $b},
 		   targets: {knit: $knit_target, "wireguard-go": $wg_target, underlay: $under},
 		   underlay: $under_how, knit_path: $knit_path,
+		   link_hosts: (if $var == "bitrate" then null else ($links | split(" ")) end),
 		   meta: $meta, samples: $s}
 		| .summary = ([$cs[] as $c | {key: $c, value: ([$ms[] as $m | {key: $m, value: [$vs[] as $v |
 			[$s[] | select(.contender == $c and .value == $v) | .[$m] | select(. != null)] as $xs |
@@ -721,7 +741,9 @@ cmd_perf() {
 	mkdir -p "$RUNDIR/perf"
 	pf_pick_hosts
 	pf_underlay_target
+	pf_link_hosts
 	pf_log "lab $P ($PF_SCENARIO): A=$PF_A B=$PF_B; underlay: $PF_UNDER_HOW"
+	[[ $PF_VAR == bitrate ]] || pf_log "$PF_VAR on the packets ${PF_LINK_HOSTS[0]} and ${PF_LINK_HOSTS[1]} send"
 	if pf_has "$PF_CONT" knit; then pf_knit_up; else PF_KNIT_TARGET=''; fi
 	if pf_has "$PF_CONT" wireguard-go; then pf_wggo_up && PF_WG_OK=1; fi
 	pf_servers_up
