@@ -276,6 +276,7 @@ struct tx_state {
 	uint8_t *rbuf;	  /* a super-packet, contiguous: slot_cap + TX_OVERFLOW */
 	uint8_t vhdr[VNET_HDR_LEN];
 	bool vnet;
+	bool drained; /* the last read found the TUN empty */
 	int gso_fd; /* the socket gso was probed on */
 	bool gso;
 	size_t lens[TX_SLOTS];
@@ -641,8 +642,9 @@ void tx_state_free(struct tx_state *s)
 
 /*
  * Reads until the TUN is empty or the slots are full, then sends.  poll()
- * only when the TUN was found empty: under load, a batch is its reads and
- * one sendmmsg, nothing else.
+ * only when the TUN was found empty (by the last batch's final read, or by
+ * this one's first): under load a batch is its reads and one sendmmsg, and
+ * waking from idle costs one poll, not an extra read.
  */
 static void tx_batch(struct tx_state *s)
 {
@@ -650,17 +652,23 @@ static void tx_batch(struct tx_state *s)
 	struct pollfd pfd[2] = {{.fd = dev->tun_fd, .events = POLLIN},
 				{.fd = dev->stop_efd, .events = POLLIN}};
 	unsigned used = 0, reads = 0;
-	int r = tx_read_one(s, &used);
+	int r = -EAGAIN;
 
+	if (!s->drained)
+		r = tx_read_one(s, &used);
 	if (r < 0) {
 		if (poll(pfd, 2, 1000) <= 0 || (pfd[1].revents & POLLIN))
 			return;
 	} else {
 		reads++;
 	}
-	for (; reads < TX_MAX_READS && used < TX_SLOTS; reads++)
-		if (tx_read_one(s, &used) < 0)
+	s->drained = false;
+	for (; reads < TX_MAX_READS && used < TX_SLOTS; reads++) {
+		if (tx_read_one(s, &used) < 0) {
+			s->drained = true;
 			break;
+		}
+	}
 	if (used)
 		tx_flush(s, used);
 }
