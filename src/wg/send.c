@@ -277,7 +277,7 @@ struct tx_state {
 	uint8_t vhdr[VNET_HDR_LEN];
 	bool vnet;
 	bool drained; /* the last read found the TUN empty */
-	int gso_fd; /* the socket gso was probed on */
+	int gso_fd;   /* the socket gso was probed on */
 	bool gso;
 	size_t lens[TX_SLOTS];
 	uint8_t *segp[OFFLOAD_MAX_SEGS];
