@@ -30,11 +30,15 @@ LAB=$ROOT/lab/knit-lab
 PREFIX=mt$$
 DECLARE=()
 SUFFIX=''
-if [[ ${MATRIX_DECLARE_CLASS:-0} == 1 ]]; then DECLARE=(--declare-class) SUFFIX=-declared; fi
+CLASSES="measured by knitd"
+if [[ ${MATRIX_DECLARE_CLASS:-0} == 1 ]]; then
+	DECLARE=(--declare-class) SUFFIX=-declared CLASSES="declared to knitd"
+fi
 export KNITD KNIT CONTROL=${CONTROL:-$ROOT/build/knit-control} RELAY=${RELAY:-$ROOT/build/knit-relay}
+LOGS=$ROOT/build/results/matrix-logs
 mkdir -p "$OUT"
-rm -rf "$OUT/matrix-logs"
-echo "matrix: expectations '$EXPECT', NAT classes ${SUFFIX:+declared}${SUFFIX:-measured}, $JOBS jobs, results in $OUT (failed cells' logs in $OUT/matrix-logs)"
+rm -rf "$LOGS"
+echo "matrix: expectations '$EXPECT', NAT classes $CLASSES, $JOBS jobs, results in $OUT (failed cells' logs in $LOGS)"
 
 # run NAME ARGS...: one knit-lab matrix run; one check per cell, and the
 # time-to-direct budget when the links add no delay.
@@ -42,7 +46,7 @@ run() {
 	local name=$1$SUFFIX ok text
 	shift
 	KNIT_LAB_PREFIX=$PREFIX "$LAB" matrix --name "$name" --expect "$EXPECT" --jobs "$JOBS" \
-		--json "$OUT/matrix.json" --markdown "$OUT/matrix.md" --logs "$OUT/matrix-logs" "${DECLARE[@]}" "$@" \
+		--json "$OUT/matrix.json" --markdown "$OUT/matrix.md" --logs "$LOGS" "${DECLARE[@]}" "$@" \
 		>"$TMP/$name.out" || true
 	# shellcheck disable=SC2016  # jq variables
 	check "$name: the run produced its results" jq -e --arg n "$name" '.runs[$n].cells | length > 0' "$OUT/matrix.json"
