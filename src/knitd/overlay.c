@@ -672,9 +672,9 @@ static json_t *peer_status(struct overlay *ov, const struct netmap_peer *np)
 		      (json_int_t)(hs / 1000000000ULL));
 	if (j && pp && strcmp(path, "direct"))
 		json_object_set_new(j, "path_reason", json_string(pp->reason));
-	if (j && pp && pp->direct_ns && pp->started_ns && pp->direct_ns >= pp->started_ns)
+	if (j && pp && pp->direct_ns && pp->first_packet_ns && pp->direct_ns >= pp->first_packet_ns)
 		json_object_set_new(j, "direct_after_ms",
-				    json_integer((json_int_t)((pp->direct_ns - pp->started_ns) /
+				    json_integer((json_int_t)((pp->direct_ns - pp->first_packet_ns) /
 							      1000000)));
 	return j;
 }
@@ -823,6 +823,8 @@ static void on_aside(void *arg, const uint8_t *pkt, size_t len, const union sock
 		relays_stun_input(&ov->relays, pkt, len, &from);
 }
 
+static void set_nat(struct overlay *ov, const struct nat_class *c);
+
 static void on_portmap(void *arg, const union sockaddr_inet *external, const char *protocol)
 {
 	struct overlay *ov = arg;
@@ -831,17 +833,24 @@ static void on_portmap(void *arg, const union sockaddr_inet *external, const cha
 	if (external)
 		endpoint_format(external, ep, sizeof(ep));
 	log_info("port mapping external=%s protocol=%s", ep, protocol ? protocol : "-");
-	send_update(ov); /* a new candidate for every peer */
+	if (ov->has_nat)
+		set_nat(ov, &ov->nat); /* port_mapped changed; sends the update */
+	else
+		send_update(ov); /* a new candidate for every peer */
 }
 
 static const struct portmap_ops portmap_ops = {.changed = on_portmap};
 
-/* Our NAT class, from netcheck or declared: peers plan their paths by it. */
+/* Our NAT class, from netcheck or declared: peers plan their paths by it.
+ * A port mapping from the gateway counts whatever the NAT does. */
 static void set_nat(struct overlay *ov, const struct nat_class *c)
 {
+	union sockaddr_inet mapped;
+
 	ov->nat = *c;
+	ov->nat.port_mapped = ov->portmap && portmap_current(ov->portmap, &mapped, NULL);
 	ov->has_nat = true;
-	paths_set_self_nat(&ov->paths, c);
+	paths_set_self_nat(&ov->paths, &ov->nat);
 	send_update(ov);
 }
 

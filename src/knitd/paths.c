@@ -216,6 +216,12 @@ static void choose(struct paths *p, struct peer_paths *pp)
 	}
 	if (best < 0 || best == pp->best)
 		return;
+	/* Hysteresis: a trusted path is left only for the LAN or a clearly
+	 * shorter round trip, not for noise between two equal ones. */
+	if (pp->best >= 0 && now - pp->cands[pp->best].pong_ns <= PATHS_TRUST_MS * MS &&
+	    !(pp->cands[best].lan && !pp->cands[pp->best].lan) &&
+	    pp->cands[best].rtt_ns * 10 > pp->cands[pp->best].rtt_ns * 7)
+		return;
 	/* A new best path: one atomic store in the data plane, no packet lost
 	 * (the old path keeps delivering what is in flight). */
 	pp->best = best;
@@ -230,14 +236,13 @@ static void choose(struct paths *p, struct peer_paths *pp)
 	} else {
 		device_set_peer_endpoint(p->dev, pp->node_key, &pp->cands[best].ep);
 	}
-	if (!pp->direct_ns) {
+	if (!pp->direct_ns)
 		pp->direct_ns = now;
-	}
 	peer_label(pp, who, sizeof(who));
 	endpoint_format(&pp->cands[best].ep, ep, sizeof(ep));
 	log_info("path direct peer=%s endpoint=%s rtt_us=%llu lan=%d after_ms=%llu", who, ep,
 		 (unsigned long long)(pp->cands[best].rtt_ns / 1000), pp->cands[best].lan,
-		 (unsigned long long)((now - pp->started_ns) / MS));
+		 (unsigned long long)((now - pp->first_packet_ns) / MS));
 }
 
 /* --- the schedule -------------------------------------------------------- */
@@ -429,6 +434,8 @@ void paths_peer_update(struct paths *p, const struct netmap_peer *np)
 		pp->n_cands = 0;
 		pp->best = -1;
 		pp->failures = 0;
+		pp->first_packet_ns = clock_mono_ns(); /* time to direct counts from here */
+		pp->direct_ns = 0;
 		fresh = true;
 	}
 	snprintf(pp->name, sizeof(pp->name), "%s", np->name);

@@ -66,7 +66,7 @@ struct peer_paths {
 	int best;	   /* index into cands, -1: relay */
 	unsigned step;	   /* of the discovery schedule */
 	uint64_t started_ns; /* of this discovery round */
-	uint64_t first_packet_ns, direct_ns; /* time to direct */
+	uint64_t first_packet_ns, direct_ns; /* time to direct: since the peer (re)appeared */
 	unsigned failures; /* discovery rounds without a pong, for backoff */
 	char reason[128];
 	struct ev_timer timer;

@@ -452,10 +452,15 @@ bool device_set_peer_endpoint(struct wg_device *dev, const uint8_t key[NOISE_PUB
 			      const union sockaddr_inet *ep)
 {
 	struct wg_peer *peer = device_find_peer(dev, key);
+	union sockaddr_inet old;
 
-	if (peer)
-		peer_set_endpoint(peer, ep);
-	return peer != NULL;
+	if (!peer)
+		return false;
+	if (peer_get_endpoint(peer, &old) && endpoint_equal(&old, ep))
+		return true;
+	peer_set_endpoint(peer, ep);
+	timers_path_changed(peer);
+	return true;
 }
 
 bool device_get_peer_endpoint(struct wg_device *dev, const uint8_t key[NOISE_PUBLIC_KEY_LEN],

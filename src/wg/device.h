@@ -227,6 +227,7 @@ void receive_batch_end(struct wg_device *dev, struct rx_batch *b);
 /* timers.c */
 void timers_tick(struct evloop *loop, struct ev_timer *timer, void *arg);
 void timers_handshake_complete(struct wg_peer *peer);
+void timers_path_changed(struct wg_peer *peer);
 void peer_do_work(struct wg_peer *peer);
 
 #endif

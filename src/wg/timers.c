@@ -50,6 +50,14 @@ static void zero_key_material(struct wg_peer *peer)
 	peer->session_derived_ns = 0;
 }
 
+void timers_path_changed(struct wg_peer *peer)
+{
+	/* An initiation in flight went the old way and may be lost with it:
+	 * send it again now on the new path rather than in up to 5 s. */
+	if (peer->handshake_sent_ns)
+		send_handshake_initiation(peer, true);
+}
+
 /* Retransmits an unanswered initiation, or gives up after 90 s of tries. */
 static void tick_handshake(struct wg_peer *peer, uint64_t now)
 {
