@@ -42,6 +42,7 @@ PF_WG_NET=192.168.77 # wireguard-go's tunnel: A .1, B .2
 PF_WG_PORT=51820
 PF_IPERF_PORT=5201
 PF_HTTP_PORT=8000
+PF_KNIT_PORT=41641 # knitd's default
 # metric|group|title|unit|better (higher or lower)
 PF_METRICS=(
 	"tcp_mbps|tcp|TCP throughput, one stream|Mbit/s|higher"
@@ -211,6 +212,7 @@ pf_knit_ready() {
 }
 
 pf_knit_path() { pf_status "$PF_A" | jq -r --arg b "$PF_B" '[.peers[] | select(.name == $b)][0].path // "none"'; }
+pf_knit_endpoint() { pf_status "$PF_A" | jq -r --arg b "$PF_B" '[.peers[] | select(.name == $b)][0].endpoint // ""'; }
 pf_knit_direct() { [[ $(pf_knit_path) == direct ]]; }
 
 # pf_knit_up: knit-control and knit-relay on the public side, knitd on A
@@ -247,7 +249,7 @@ pf_knit_up() {
 		wait "$pinger" 2>/dev/null || true
 	fi
 	PF_KNIT_PATH0=$(pf_knit_path)
-	pf_log "knit: $PF_A -> $PF_B ($PF_KNIT_TARGET) over the $PF_KNIT_PATH0 path"
+	pf_log "knit: $PF_A -> $PF_B ($PF_KNIT_TARGET) over the $PF_KNIT_PATH0 path $(pf_knit_endpoint)"
 }
 
 # pf_wggo_up: wireguard-go on A and B, A initiating towards B's public face
@@ -271,6 +273,19 @@ pf_wggo_up() {
 		spawn "$host" "wireguard-go-$h" env WG_PROCESS_FOREGROUND=1 wireguard-go "${PF_WG_IF[$h]}"
 		wait_for 5 nsx "$host" wg show "${PF_WG_IF[$h]}" ||
 			{ pf_log "wireguard-go did not start on $host"; return 1; }
+		# knitd offers every local address as a LAN candidate: without
+		# this, it finds its peer at the other end of wireguard-go's
+		# tunnel, prefers that "LAN" path, and its full-size packets no
+		# longer fit (TCP then stalls near 0.1 Mbit/s).
+		nsx "$host" nft -f - <<-EOF || return 1
+			table inet knitperf {
+				chain out {
+					type filter hook output priority filter; policy accept;
+					oifname "${PF_WG_IF[$h]}" udp dport $PF_KNIT_PORT drop
+					oifname "${PF_WG_IF[$h]}" udp sport $PF_KNIT_PORT drop
+				}
+			}
+		EOF
 		nsx "$host" wg setconf "${PF_WG_IF[$h]}" "$d/wg-$h.conf" || return 1
 		nsx "$host" ip addr add "$PF_WG_NET.$([[ $h == a ]] && echo 1 || echo 2)/24" dev "${PF_WG_IF[$h]}"
 		nsx "$host" ip link set "${PF_WG_IF[$h]}" mtu 1420 up
@@ -367,7 +382,7 @@ pf_sample() {
 	local c=$1 v=$2 rep=$3 t body='' rate=$PF_BITRATE path=null
 	PF_ERR=''
 	case $c in
-	knit) t=$PF_KNIT_TARGET; path="\"$(pf_knit_path)\"" ;;
+	knit) t=$PF_KNIT_TARGET; path="\"$(pf_knit_path) $(pf_knit_endpoint)\"" ;;
 	wireguard-go) t=$PF_WG_NET.2 ;;
 	underlay) t=$PF_UNDER ;;
 	esac
@@ -383,7 +398,8 @@ pf_sample() {
 	jq -c --arg c "$c" --arg v "$v" --argjson x "$(pf_xval "$v")" --argjson rep "$rep" \
 		--arg t "$t" --argjson path "$path" --arg err "${PF_ERR%; }" \
 		'{contender: $c, value: $v, x: $x, rep: $rep, target: $t} + del(.x) +
-		 (if $path != null then {knit_path: $path} else {} end) + {error: $err}' <<<"{$body \"x\": 0}"
+		 (if $path != null then ($path | split(" ")) as $p | {knit_path: $p[0], knit_endpoint: ($p[1] // "")} else {} end) +
+		 {error: $err}' <<<"{$body \"x\": 0}"
 }
 
 # pf_link_hosts: where a loss or delay sweep puts its link conditions, one
@@ -453,7 +469,9 @@ pf_report() {
 		--argjson http_n "$PF_HTTP_N" --argjson pings "$PF_PINGS" \
 		--arg date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" --arg commit "$commit" \
 		--argjson cores "$(nproc)" --argjson seconds "$PF_SECONDS" --arg prefix "$P" \
-		--arg links "${PF_LINK_HOSTS[*]}" --arg load0 "$PF_LOAD0" --arg load1 "$(cut -d' ' -f1 /proc/loadavg)" \
+		--arg links "${PF_LINK_HOSTS[*]}" --arg load0 "$PF_LOAD0" \
+		--arg knitd "$PF_KNITD" --arg knitd_sha "$(sha256sum "$PF_KNITD" | cut -c1-16)" \
+		--arg knitd_mtime "$(date -u -r "$PF_KNITD" +%Y-%m-%dT%H:%M:%SZ)" --arg load1 "$(cut -d' ' -f1 /proc/loadavg)" \
 		--argjson meta "$(pf_metric_json)" '
 		def median: sort | if length == 0 then null elif length % 2 == 1 then .[length / 2 | floor]
 			else (.[length / 2 - 1] + .[length / 2]) / 2 end;
@@ -465,6 +483,7 @@ pf_report() {
 		| {suite: "knit-lab perf", version: 1, date: $date, commit: $commit, cores: $cores,
 		   seconds: $seconds, prefix: $prefix, scenario: $scenario,
 		   loadavg: {start: ($load0 | tonumber), end: ($load1 | tonumber)},
+		   knitd: {path: $knitd, sha256: $knitd_sha, built: $knitd_mtime},
 		   var: $var, unit: ({bitrate: "Mbit/s offered", loss: "% loss each way", delay: "ms one-way delay"}[$var]),
 		   values: $vs, x: [$vs[] as $v | ($s[] | select(.value == $v) | .x)] | unique,
 		   repeat: $repeat, metrics: $ms, groups: $groups, contenders: $cs,
