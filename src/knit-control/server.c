@@ -174,6 +174,9 @@ static void login(struct server *srv, struct session *s, json_t *msg)
 	if (!r)
 		return refuse(s, "login-result", "control is out of memory");
 	attach(s, r);
+	/* A node may log in from another network: the NAT class it had is
+	 * stale until it says otherwise (its netcheck, or this login). */
+	r->has_nat = false;
 	node_update(s, r, msg);
 	store_node_set_last_seen(srv->store, n.id, store_now(srv->store));
 	if (s->kind == SESSION_PENDING) {

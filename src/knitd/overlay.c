@@ -420,6 +420,8 @@ static void on_connected(void *arg)
 			ov->relays.home);
 	if (msg && ov->auth_key[0])
 		json_object_set_new(msg, "auth_key", json_string(ov->auth_key));
+	if (msg && ov->has_nat)
+		json_object_set_new(msg, "nat", netmap_nat_to_json(&ov->nat));
 	if (msg)
 		control_client_send(ov->ctl, msg);
 	json_decref(msg);

@@ -287,6 +287,13 @@ static void make_plan(struct paths *p, struct peer_paths *pp)
 	if (memcmp(&old, &pp->plan, sizeof(old))) {
 		peer_label(pp, who, sizeof(who));
 		log_info("plan peer=%s plan=\"%s\"", who, pp->plan.reason);
+		/* A search under the old plan (another role) cannot meet the
+		 * peer's: drop it, the new plan starts its own. */
+		if (search_running(pp->search)) {
+			search_free(pp->search);
+			pp->search = NULL;
+			pp->search_retry_ns = 0;
+		}
 	}
 }
 
