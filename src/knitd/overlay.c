@@ -346,7 +346,9 @@ static unsigned gather_endpoints(struct overlay *ov, union sockaddr_inet *eps)
 		n++;
 	if (!ov->o->hide_lan && getifaddrs(&ifa) == 0) {
 		for (i = ifa; i && n < NETMAP_MAX_ENDPOINTS; i = i->ifa_next) {
-			if (!i->ifa_addr || (i->ifa_flags & IFF_LOOPBACK) ||
+			/* Not the loopback, and no tunnel (ours or another VPN's):
+			 * a path through one would carry our packets inside it. */
+			if (!i->ifa_addr || (i->ifa_flags & (IFF_LOOPBACK | IFF_POINTOPOINT)) ||
 			    !strcmp(i->ifa_name, ov->dev->ifname))
 				continue;
 			if (i->ifa_addr->sa_family == AF_INET) {

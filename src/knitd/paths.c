@@ -272,6 +272,28 @@ static const union sockaddr_inet *peer_public(const struct peer_paths *pp)
 	return NULL;
 }
 
+/* Ends the peer's search and forgets the candidates on its sockets, whose
+ * descriptors close with it (a number must not outlive its socket). */
+static void end_search(struct peer_paths *pp)
+{
+	unsigned kept = 0;
+
+	if (!pp->search)
+		return;
+	search_free(pp->search);
+	pp->search = NULL;
+	if (pp->best >= 0 && pp->cands[pp->best].fd >= 0)
+		pp->best = -1; /* callers only end a search while on the relay */
+	for (unsigned i = 0; i < pp->n_cands; i++) {
+		if (pp->cands[i].fd >= 0)
+			continue;
+		if ((int)i == pp->best)
+			pp->best = (int)kept;
+		pp->cands[kept++] = pp->cands[i];
+	}
+	pp->n_cands = kept;
+}
+
 static void make_plan(struct paths *p, struct peer_paths *pp)
 {
 	struct plan old = pp->plan;
@@ -290,8 +312,7 @@ static void make_plan(struct paths *p, struct peer_paths *pp)
 		/* A search under the old plan (another role) cannot meet the
 		 * peer's: drop it, the new plan starts its own. */
 		if (search_running(pp->search)) {
-			search_free(pp->search);
-			pp->search = NULL;
+			end_search(pp);
 			pp->search_retry_ns = 0;
 		}
 	}
@@ -309,8 +330,7 @@ static void maybe_search(struct paths *p, struct peer_paths *pp, bool asked)
 	 * search at the same time. */
 	if (now < pp->search_retry_ns && !(asked && now - pp->search_started_ns > 20000 * MS))
 		return;
-	search_free(pp->search);
-	pp->search = NULL;
+	end_search(pp);
 	if (search_start(&pp->search, pp, pp->plan.i_open, target) == 0) {
 		pp->search_started_ns = now;
 		pp->search_retry_ns =

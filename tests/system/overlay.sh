@@ -93,7 +93,7 @@ RELAY_PID=$LAST_PID
 # --- three nodes join and reach each other ---------------------------------
 # The capture starts before anyone logs in: after the HTTP Upgrade, nothing
 # on the control port may be readable JSON.
-bg ctl tcpdump -i eth0 -U -s 0 -w "$TMP/control.pcap" tcp port 8080 2>/dev/null
+bg ctl tcpdump -Z root --immediate-mode -i eth0 -U -s 0 -w "$TMP/control.pcap" tcp port 8080 2>"$TMP/tcpdump.log"
 DUMP_PID=$LAST_PID
 wait_until 5 test -s "$TMP/control.pcap" # the file header: tcpdump listens
 sleep 0.2
