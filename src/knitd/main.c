@@ -41,7 +41,7 @@ static void usage(FILE *f)
 		"--state-dir it is a node of an overlay that `knit up` joins; with\n"
 		"--wg-config it is a static WireGuard peer.\n"
 		"\n"
-		"  -s, --state-dir DIR         node key (mode 0600), disco key and prefs\n"
+		"  -s, --state-dir DIR         node key (mode 0600) and prefs\n"
 		"  -S, --socket PATH           local API for knit (default " API_DEFAULT_SOCKET ")\n"
 		"  -p, --port N                UDP port (default 41641; 0 picks one)\n"
 		"      --no-lan-candidates     offer and try no LAN addresses (to test hairpinning)\n"
