@@ -176,13 +176,3 @@ int control_client_send(struct control_client *c, json_t *msg)
 	return ctl_conn_send(c->conn, msg);
 }
 
-bool control_client_connected(const struct control_client *c)
-{
-	return c->open;
-}
-
-void control_client_reconnect(struct control_client *c, const char *why)
-{
-	if (c->conn)
-		ctl_conn_close(c->conn, why);
-}

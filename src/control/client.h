@@ -36,7 +36,4 @@ int control_client_new(struct control_client **out, struct evloop *loop, const c
 void control_client_free(struct control_client *c);
 /* Returns 0 or -ENOTCONN / -ENOBUFS. */
 int control_client_send(struct control_client *c, json_t *msg);
-bool control_client_connected(const struct control_client *c);
-/* Drops the session on purpose and reconnects after the usual backoff. */
-void control_client_reconnect(struct control_client *c, const char *why);
 #endif

@@ -480,7 +480,3 @@ const char *ctl_conn_peer_name(const struct ctl_conn *c)
 	return c->peer;
 }
 
-bool ctl_conn_is_open(const struct ctl_conn *c)
-{
-	return c->phase == PHASE_OPEN;
-}

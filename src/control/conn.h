@@ -55,5 +55,4 @@ void ctl_conn_free(struct ctl_conn *c);
 const uint8_t *ctl_conn_remote_key(const struct ctl_conn *c);
 /* "ip:port" of the other end, for logs. */
 const char *ctl_conn_peer_name(const struct ctl_conn *c);
-bool ctl_conn_is_open(const struct ctl_conn *c);
 #endif

@@ -367,7 +367,6 @@ static unsigned gather_endpoints(struct overlay *ov, union sockaddr_inet *eps)
 		}
 		freeifaddrs(ifa);
 	}
-	paths_set_self(&ov->paths, eps, n);
 	return n;
 }
 
@@ -378,6 +377,16 @@ static json_t *endpoints_json(struct overlay *ov)
 	return json_endpoints(eps, gather_endpoints(ov, eps));
 }
 
+/* The candidates we tell control are the ones call-me-maybe offers peers. */
+static json_t *advertise_endpoints(struct overlay *ov)
+{
+	union sockaddr_inet eps[NETMAP_MAX_ENDPOINTS];
+	unsigned n = gather_endpoints(ov, eps);
+
+	paths_set_self(&ov->paths, eps, n);
+	return json_endpoints(eps, n);
+}
+
 static void send_update(void *arg)
 {
 	struct overlay *ov = arg;
@@ -385,7 +394,7 @@ static void send_update(void *arg)
 
 	if (!ov->ctl || ov->state != RUNNING)
 		return;
-	msg = json_pack("{s:s,s:o,s:i}", "type", "update", "endpoints", endpoints_json(ov),
+	msg = json_pack("{s:s,s:o,s:i}", "type", "update", "endpoints", advertise_endpoints(ov),
 			"home_relay", ov->relays.home);
 	if (msg && ov->has_nat)
 		json_object_set_new(msg, "nat", netmap_nat_to_json(&ov->nat));
@@ -418,7 +427,7 @@ static void on_connected(void *arg)
 
 	key_to_base64(disco, ov->disco_pub);
 	msg = json_pack("{s:s,s:s,s:s,s:o,s:i}", "type", "login", "hostname", ov->hostname,
-			"disco_key", disco, "endpoints", endpoints_json(ov), "home_relay",
+			"disco_key", disco, "endpoints", advertise_endpoints(ov), "home_relay",
 			ov->relays.home);
 	if (msg && ov->auth_key[0])
 		json_object_set_new(msg, "auth_key", json_string(ov->auth_key));

@@ -463,14 +463,6 @@ bool device_set_peer_endpoint(struct wg_device *dev, const uint8_t key[NOISE_PUB
 	return true;
 }
 
-bool device_get_peer_endpoint(struct wg_device *dev, const uint8_t key[NOISE_PUBLIC_KEY_LEN],
-			      union sockaddr_inet *ep)
-{
-	struct wg_peer *peer = device_find_peer(dev, key);
-
-	return peer && peer_get_endpoint(peer, ep);
-}
-
 void device_peer_reset_session(struct wg_device *dev, const uint8_t key[NOISE_PUBLIC_KEY_LEN])
 {
 	struct wg_peer *peer = device_find_peer(dev, key);

@@ -143,8 +143,6 @@ int device_apply(struct wg_device *dev, const struct wg_config *cfg, char *err, 
  * is no such peer. */
 bool device_set_peer_endpoint(struct wg_device *dev, const uint8_t key[NOISE_PUBLIC_KEY_LEN],
 			      const union sockaddr_inet *ep);
-bool device_get_peer_endpoint(struct wg_device *dev, const uint8_t key[NOISE_PUBLIC_KEY_LEN],
-			      union sockaddr_inet *ep);
 /* Forgets the peer's session (it restarted): the next packet to it starts a
  * handshake at once instead of after a timeout.  Event loop only. */
 void device_peer_reset_session(struct wg_device *dev, const uint8_t key[NOISE_PUBLIC_KEY_LEN]);
