@@ -21,9 +21,16 @@
 #          with KNIT_NO_OFFLOAD=all, its fallback without any offload; only
 #          when CONTENDERS names it)
 #
+# knit-relay (only when CONTENDERS names it): an overlay on its own switch,
+# knit-control and knit-relay in ${RUN}-rs (10.78.0.2), two knitds in
+# ${RUN}-ra and ${RUN}-rb (10.78.0.11, .12) whose firewalls drop UDP to
+# each other's knitd port, so every packet between them crosses the relay
+# (TCP frames).  Its CPU-seconds are both knitds' and the relay's; the
+# ratio knit-relay / knit compares it with the direct path of the same run.
+#
 # Usage: bench/throughput.sh [--json FILE] [--markdown FILE]
 #   ROUNDS=5 SECONDS_PER_RUN=5 PINGS=200 UDP_RATES="1G 2G" TESTS="tcp udp ping"
-#   CONTENDERS="veth knit wireguard-go"; KNIT_NO_OFFLOAD=tun,gso,gro (see
+#   CONTENDERS="veth knit wireguard-go" (also knit-plain, knit-relay); KNIT_NO_OFFLOAD=tun,gso,gro (see
 #   docs/dataplane.md) reaches knitd through the environment.
 set -eu
 source "$(dirname "$0")/../tests/system/lib.sh"
@@ -42,7 +49,7 @@ while (($#)); do
 	*) echo "usage: $0 [--json FILE] [--markdown FILE]" >&2; exit 2 ;;
 	esac
 done
-COMMAND="ROUNDS=$ROUNDS SECONDS_PER_RUN=$SECS PINGS=$PINGS bench/throughput.sh"
+COMMAND="ROUNDS=$ROUNDS SECONDS_PER_RUN=$SECS PINGS=$PINGS TESTS='$TESTS' CONTENDERS='$CONTENDERS' bench/throughput.sh"
 # The machine is shared: its load before and after says how quiet it was.
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 
@@ -87,12 +94,66 @@ grep -h "TUN offloads" "$TMP/${RUN}ka.log" || true
 bg b iperf3 -s -p 5201 --logfile "$TMP/iperf-server.log"
 wait_until 3 n b sh -c 'ss -ltn | grep -q :5201'
 
+declare -A NS_OF=([veth]=a [knit]=a [wireguard-go]=a [knit-plain]=a [knit-relay]=ra)
+RELAY_ADDR=""
+# rk NODE ARGS...: knit on a relay-overlay node.
+rk() { local node=$1; shift; n "$node" "$KNIT" --socket "$TMP/$node.sock" "$@"; }
+rpath() { rk ra status --json | jq -r '[.peers[] | .path] | join(",")'; }
+if [[ " $CONTENDERS " == *" knit-relay "* ]]; then
+	CONTROL=$ROOT/build/knit-control RELAY=$ROOT/build/knit-relay
+	netns_add rsw
+	n rsw ip link add br0 type bridge
+	n rsw ip link set br0 up
+	for h in rs:10.78.0.2 ra:10.78.0.11 rb:10.78.0.12; do
+		netns_add "${h%%:*}"
+		ip -n "$RUN-${h%%:*}" link add eth0 type veth peer name "e${h%%:*}" netns "$RUN-rsw"
+		n rsw ip link set "e${h%%:*}" master br0 up
+		n "${h%%:*}" ip link set eth0 up
+		n "${h%%:*}" ip addr add "${h#*:}/24" dev eth0
+	done
+	for h in ra rb; do # no UDP between the knitds: the relay carries it all
+		n "$h" nft -f - <<-EOF
+			table inet knitfw {
+				chain out {
+					type filter hook output priority 0;
+					udp dport 41641 drop
+				}
+			}
+		EOF
+	done
+	CK=$("$CONTROL" key --state-dir "$TMP/ctl")
+	RK=$("$RELAY" key --state-dir "$TMP/rly")
+	"$CONTROL" relay add --id 1 --region lab --host 10.78.0.2 --port 8443 --stun-port 3478 \
+		--key "$RK" --state-dir "$TMP/ctl" >/dev/null
+	AUTH=$("$CONTROL" authkey create --reusable --state-dir "$TMP/ctl")
+	bg rs "$CONTROL" serve --listen 10.78.0.2:8080 --state-dir "$TMP/ctl" 2>>"$TMP/ctl.log"
+	wait_until 5 n rs bash -c 'exec 3<>/dev/tcp/10.78.0.2/8080'
+	bg rs "$RELAY" serve --listen 10.78.0.2:8443 --stun 10.78.0.2:3478 \
+		--control http://10.78.0.2:8080 --control-key "$CK" --state-dir "$TMP/rly" \
+		2>>"$TMP/rly.log"
+	PIDS_OF[knit-relay]=$LAST_PID
+	RELAY_PID=$LAST_PID
+	for h in ra rb; do
+		bg "$h" "$KNITD" --state-dir "$TMP/$h" --socket "$TMP/$h.sock" 2>>"$TMP/$h.log"
+		PIDS_OF[knit-relay]+=" $LAST_PID"
+		wait_until 5 test -S "$TMP/$h.sock"
+		rk "$h" up --control http://10.78.0.2:8080 --control-key "$CK" --auth-key "$AUTH" \
+			--hostname "$h" --timeout 10 >/dev/null
+	done
+	RELAY_ADDR=$(rk rb ip -4)
+	wait_until 10 n ra ping -c 1 -W 1 "$RELAY_ADDR" >/dev/null
+	echo "knit-relay: ra -> rb $RELAY_ADDR, path $(rpath)"
+	bg rb iperf3 -s -p 5201 --logfile "$TMP/iperf-server-relay.log"
+	wait_until 3 n rb sh -c 'ss -ltn | grep -q :5201'
+fi
+
 addr_of() {
 	case $1 in
 	veth) echo 192.168.241.2 ;;
 	knit) echo 10.9.0.2 ;;
 	wireguard-go) echo 10.8.0.2 ;;
 	knit-plain) echo 10.7.0.2 ;;
+	knit-relay) echo "$RELAY_ADDR" ;;
 	esac
 }
 
@@ -113,7 +174,7 @@ tcp() {
 	local c=$1 before after json
 	# shellcheck disable=SC2086
 	before=$(cpu_ticks ${PIDS_OF[$c]})
-	json=$(n a iperf3 -c "$(addr_of "$c")" -p 5201 -t "$SECS" --json 2>/dev/null) || json='{}'
+	json=$(n "${NS_OF[$c]}" iperf3 -c "$(addr_of "$c")" -p 5201 -t "$SECS" --json 2>/dev/null) || json='{}'
 	# shellcheck disable=SC2086
 	after=$(cpu_ticks ${PIDS_OF[$c]})
 	jq -r --arg cpu "$(awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" \
@@ -125,14 +186,14 @@ tcp() {
 # udp CONTENDER RATE: loss % at the receiver.
 udp() {
 	local json
-	json=$(n a iperf3 -c "$(addr_of "$1")" -p 5201 -u -b "$2" -l 1372 -w 4M -t "$SECS" --json \
+	json=$(n "${NS_OF[$1]}" iperf3 -c "$(addr_of "$1")" -p 5201 -u -b "$2" -l 1372 -w 4M -t "$SECS" --json \
 		2>/dev/null) || json='{}'
 	jq -r '.end.sum.lost_percent // 100' <<<"$json"
 }
 
 # rtt CONTENDER: median ping RTT in microseconds.
 rtt() {
-	n a ping -c "$PINGS" -i 0.005 -W 1 "$(addr_of "$1")" 2>/dev/null |
+	n "${NS_OF[$1]}" ping -c "$PINGS" -i 0.005 -W 1 "$(addr_of "$1")" 2>/dev/null |
 		sed -n 's/.*time=\([0-9.]*\) ms.*/\1/p' | sort -g |
 		awk '{ v[NR] = $1 } END { if (!NR) { print "nan"; exit }
 			m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
@@ -202,11 +263,18 @@ for m in $METRICS; do
 	echo
 done
 TCP_KV=$(ratio "$(med tcp knit)" "$(med tcp veth)")
+TCP_RK=$(ratio "$(med tcp knit-relay)" "$(med tcp knit)")
 TCP_KW=$(ratio "$(med tcp knit)" "$(med tcp wireguard-go)")
 BPC_KW=$(ratio "$(med bpc knit)" "$(med bpc wireguard-go)")
 echo "  tcp knit / veth          $TCP_KV"
 echo "  tcp knit / wireguard-go  $TCP_KW"
 echo "  bytes per CPU-s knit / wireguard-go  $BPC_KW"
+if [[ -n ${R[tcp,knit-relay]:-} ]]; then
+	echo "  tcp knit-relay / knit    $TCP_RK"
+	echo "  knit-relay path at the end: $(rpath)"
+	kill -USR1 "$RELAY_PID" 2>/dev/null && sleep 0.2
+	grep 'relay stats' "$TMP/rly.log" | tail -n 1 | grep -o 'packets_forwarded=[0-9]* bytes_forwarded=[0-9]* packets_dropped=[0-9]*' || true
+fi
 
 # json_list METRIC CONTENDER: the runs as a JSON array.
 json_list() { local v; v=$(tr -s ' ' <<<"${R[$1,$2]:-}" | sed 's/^ //; s/ $//; s/nan/null/g; s/ /, /g'); echo "[$v]"; }
@@ -245,8 +313,8 @@ if [[ -n $JSON ]]; then
 			done
 			printf '}'
 		done
-		printf '},\n "ratio": {"tcp knit/veth": %s, "tcp knit/wireguard-go": %s, "bytes per CPU-s knit/wireguard-go": %s}}\n' \
-			"$TCP_KV" "$TCP_KW" "$BPC_KW"
+		printf '},\n "ratio": {"tcp knit/veth": %s, "tcp knit/wireguard-go": %s, "bytes per CPU-s knit/wireguard-go": %s, "tcp knit-relay/knit": %s}}\n' \
+			"$TCP_KV" "$TCP_KW" "$BPC_KW" "$TCP_RK"
 	} >"$JSON"
 	jq . "$JSON" >/dev/null # fails loudly on a malformed file
 fi
@@ -265,6 +333,6 @@ if [[ -n $MD ]]; then
 		echo
 		echo "Load average (1, 5, 15 min) before: $LOAD_BEFORE; after: $(cut -d' ' -f1-3 /proc/loadavg)."
 		echo
-		echo "Ratios: TCP knit / veth **$TCP_KV**, TCP knit / wireguard-go **$TCP_KW**, bytes per CPU-second knit / wireguard-go **$BPC_KW**."
+		echo "Ratios: TCP knit / veth **$TCP_KV**, TCP knit / wireguard-go **$TCP_KW**, bytes per CPU-second knit / wireguard-go **$BPC_KW**, TCP knit-relay / knit **$TCP_RK**."
 	} >"$MD"
 fi
