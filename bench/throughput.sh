@@ -34,6 +34,7 @@
 #   docs/dataplane.md) reaches knitd through the environment.
 set -eu
 source "$(dirname "$0")/../tests/system/lib.sh"
+source "$(dirname "$0")/relay-overlay.sh"
 
 ROUNDS=${ROUNDS:-5}
 SECS=${SECONDS_PER_RUN:-5}
@@ -96,53 +97,9 @@ wait_until 3 n b sh -c 'ss -ltn | grep -q :5201'
 
 declare -A NS_OF=([veth]=a [knit]=a [wireguard-go]=a [knit-plain]=a [knit-relay]=ra)
 RELAY_ADDR=""
-# rk NODE ARGS...: knit on a relay-overlay node.
-rk() { local node=$1; shift; n "$node" "$KNIT" --socket "$TMP/$node.sock" "$@"; }
-rpath() { rk ra status --json | jq -r '[.peers[] | .path] | join(",")'; }
 if [[ " $CONTENDERS " == *" knit-relay "* ]]; then
-	CONTROL=$ROOT/build/knit-control RELAY=$ROOT/build/knit-relay
-	netns_add rsw
-	n rsw ip link add br0 type bridge
-	n rsw ip link set br0 up
-	for h in rs:10.78.0.2 ra:10.78.0.11 rb:10.78.0.12; do
-		netns_add "${h%%:*}"
-		ip -n "$RUN-${h%%:*}" link add eth0 type veth peer name "e${h%%:*}" netns "$RUN-rsw"
-		n rsw ip link set "e${h%%:*}" master br0 up
-		n "${h%%:*}" ip link set eth0 up
-		n "${h%%:*}" ip addr add "${h#*:}/24" dev eth0
-	done
-	for h in ra rb; do # no UDP between the knitds: the relay carries it all
-		n "$h" nft -f - <<-EOF
-			table inet knitfw {
-				chain out {
-					type filter hook output priority 0;
-					udp dport 41641 drop
-				}
-			}
-		EOF
-	done
-	CK=$("$CONTROL" key --state-dir "$TMP/ctl")
-	RK=$("$RELAY" key --state-dir "$TMP/rly")
-	"$CONTROL" relay add --id 1 --region lab --host 10.78.0.2 --port 8443 --stun-port 3478 \
-		--key "$RK" --state-dir "$TMP/ctl" >/dev/null
-	AUTH=$("$CONTROL" authkey create --reusable --state-dir "$TMP/ctl")
-	bg rs "$CONTROL" serve --listen 10.78.0.2:8080 --state-dir "$TMP/ctl" 2>>"$TMP/ctl.log"
-	wait_until 5 n rs bash -c 'exec 3<>/dev/tcp/10.78.0.2/8080'
-	bg rs "$RELAY" serve --listen 10.78.0.2:8443 --stun 10.78.0.2:3478 \
-		--control http://10.78.0.2:8080 --control-key "$CK" --state-dir "$TMP/rly" \
-		2>>"$TMP/rly.log"
-	PIDS_OF[knit-relay]=$LAST_PID
-	RELAY_PID=$LAST_PID
-	for h in ra rb; do
-		bg "$h" "$KNITD" --state-dir "$TMP/$h" --socket "$TMP/$h.sock" 2>>"$TMP/$h.log"
-		PIDS_OF[knit-relay]+=" $LAST_PID"
-		wait_until 5 test -S "$TMP/$h.sock"
-		rk "$h" up --control http://10.78.0.2:8080 --control-key "$CK" --auth-key "$AUTH" \
-			--hostname "$h" --timeout 10 >/dev/null
-	done
-	RELAY_ADDR=$(rk rb ip -4)
-	wait_until 10 n ra ping -c 1 -W 1 "$RELAY_ADDR" >/dev/null
-	echo "knit-relay: ra -> rb $RELAY_ADDR, path $(rpath)"
+	relay_overlay_up
+	PIDS_OF[knit-relay]="$RELAY_PID$RELAY_KNITD_PIDS"
 	bg rb iperf3 -s -p 5201 --logfile "$TMP/iperf-server-relay.log"
 	wait_until 3 n rb sh -c 'ss -ltn | grep -q :5201'
 fi
