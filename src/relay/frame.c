@@ -12,8 +12,11 @@
 #define BOX_LABEL     "knit relay v1"
 #define RXBUF_INITIAL 4096
 #define TXQ_INITIAL   4096
-/* A whole frame, and room to read the start of the next one with it. */
-#define RXBUF_MAX (RELAY_MAX_FRAME + RXBUF_INITIAL)
+/* A busy connection's buffer (see relay_rxbuf_space): many frames per
+ * read, and always a whole frame with the start of the next one. */
+#define RXBUF_MAX RELAY_RXBUF_BULK
+_Static_assert(RELAY_RXBUF_BULK >= RELAY_MAX_FRAME + RXBUF_INITIAL,
+	       "the bulk buffer holds the largest frame and the start of the next");
 
 static const char *const frame_names[] = {
 	[RELAY_FRAME_SERVER_KEY] = "server-key",
@@ -240,14 +243,24 @@ static size_t rxbuf_wanted(const struct relay_rxbuf *rb)
 
 uint8_t *relay_rxbuf_space(struct relay_rxbuf *rb, size_t *space)
 {
-	if (rxbuf_reserve(rb, rb->data ? rxbuf_wanted(rb) : RELAY_HEADER_LEN) < 0)
+	size_t need = rb->data ? rxbuf_wanted(rb) : RELAY_HEADER_LEN;
+
+	/* A read that filled what was offered means more is waiting: offer
+	 * the bulk size, so that one read takes many frames. */
+	if (rb->bulk && need < RELAY_RXBUF_BULK)
+		need = RELAY_RXBUF_BULK;
+	if (rxbuf_reserve(rb, need) < 0)
 		return NULL;
 	*space = rb->cap - rb->end;
+	rb->offered = *space;
 	return rb->data + rb->end;
 }
 
 void relay_rxbuf_commit(struct relay_rxbuf *rb, size_t n)
 {
+	if (n && n == rb->offered)
+		rb->bulk = true;
+	rb->offered = 0;
 	rb->end += n;
 }
 

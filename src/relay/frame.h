@@ -105,18 +105,26 @@ void relay_close_reason(const uint8_t *p, uint32_t len, char out[RELAY_CLOSE_MAX
 
 /*
  * A receive buffer that cuts a TCP byte stream into frames.  It starts small
- * and grows only as far as the frame being received needs (at most
- * RELAY_MAX_FRAME), so idle connections cost little.
+ * and grows only as far as the frame being received needs, so idle
+ * connections cost little; once a read fills all the room it was offered
+ * (a busy connection: more bytes were waiting), it offers RELAY_RXBUF_BULK
+ * bytes, so that one recv takes many frames instead of one or two.
  */
+#define RELAY_RXBUF_BULK (128u * 1024)
+
 struct relay_rxbuf {
 	uint8_t *data;
 	size_t start, end, cap;
+	size_t offered; /* the room the last relay_rxbuf_space() gave */
+	bool bulk;	/* a read filled it: read in bulk from now on */
 };
 
 void relay_rxbuf_init(struct relay_rxbuf *rb);
 void relay_rxbuf_free(struct relay_rxbuf *rb);
 /* Room to read into: *space (> 0) bytes at the returned pointer; NULL when
- * out of memory or when RELAY_MAX_FRAME + 4096 bytes are already buffered. */
+ * out of memory or when RELAY_RXBUF_BULK bytes are already buffered (the
+ * caller drains complete frames after each read, so only a frame larger
+ * than RELAY_MAX_FRAME could leave that much). */
 uint8_t *relay_rxbuf_space(struct relay_rxbuf *rb, size_t *space);
 void relay_rxbuf_commit(struct relay_rxbuf *rb, size_t n);
 /* Copies bytes in (tests and fuzzing); 0 or -ENOBUFS. */

@@ -262,6 +262,64 @@ static void test_rxbuf_limits(void **state)
 	free(big);
 }
 
+/* A connection's reads over a socket that always has more waiting: the
+ * first read is small, and once one fills its room the buffer offers the
+ * bulk size, so that one recv takes dozens of MTU-sized frames. */
+static void test_rxbuf_bulk_reads(void **state)
+{
+	enum { FRAME = RELAY_HEADER_LEN + 32 + 1420, FRAMES = 400 };
+	uint8_t *stream = malloc((size_t)FRAME * FRAMES), type;
+	struct relay_rxbuf rb;
+	const uint8_t *p;
+	size_t off = 0, space, reads = 0, most = 0, got = 0;
+	uint32_t len;
+
+	for (size_t i = 0; i < FRAMES; i++) {
+		uint8_t *f = stream + i * FRAME;
+		relay_frame_header_write(f, RELAY_FRAME_RECV_PACKET, 32 + 1420);
+		memset(f + RELAY_HEADER_LEN, (uint8_t)i, 32 + 1420);
+	}
+	relay_rxbuf_init(&rb);
+	while (off < (size_t)FRAME * FRAMES) {
+		uint8_t *dst = relay_rxbuf_space(&rb, &space);
+		size_t n = (size_t)FRAME * FRAMES - off, frames = 0;
+
+		assert_non_null(dst);
+		if (reads == 0)
+			assert_true(space <= 4096); /* a new connection starts small */
+		n = n < space ? n : space;
+		memcpy(dst, stream + off, n);
+		relay_rxbuf_commit(&rb, n);
+		off += n;
+		reads++;
+		while (relay_rxbuf_next(&rb, &type, &p, &len) == 1) {
+			assert_int_equal(len, 32 + 1420);
+			assert_int_equal(p[1419], (uint8_t)got); /* in order, whole */
+			got++;
+			frames++;
+		}
+		most = frames > most ? frames : most;
+	}
+	assert_int_equal(got, FRAMES);
+	assert_true(most >= RELAY_RXBUF_BULK / FRAME - 1);
+	assert_true(reads <= 2 + (size_t)FRAME * FRAMES / (RELAY_RXBUF_BULK - FRAME));
+	relay_rxbuf_free(&rb);
+
+	/* Reads that never fill their room (a quiet connection) stay small. */
+	relay_rxbuf_init(&rb);
+	for (int i = 0; i < 50; i++) {
+		uint8_t *dst = relay_rxbuf_space(&rb, &space);
+		assert_non_null(dst);
+		assert_true(space <= 4096);
+		memcpy(dst, stream, RELAY_HEADER_LEN); /* a keepalive-sized read */
+		relay_frame_header_write(dst, RELAY_FRAME_KEEPALIVE, 0);
+		relay_rxbuf_commit(&rb, RELAY_HEADER_LEN);
+		assert_int_equal(relay_rxbuf_next(&rb, &type, &p, &len), 1);
+	}
+	relay_rxbuf_free(&rb);
+	free(stream);
+}
+
 static void test_txq(void **state)
 {
 	struct relay_txq q;
@@ -333,11 +391,12 @@ static void test_txq(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_header),	      cmocka_unit_test(test_build),
-		cmocka_unit_test(test_payload_sizes), cmocka_unit_test(test_box_key_vector),
-		cmocka_unit_test(test_server_key),    cmocka_unit_test(test_client_info),
-		cmocka_unit_test(test_close_reason),  cmocka_unit_test(test_rxbuf_split),
-		cmocka_unit_test(test_rxbuf_limits),  cmocka_unit_test(test_txq),
+		cmocka_unit_test(test_header),		 cmocka_unit_test(test_build),
+		cmocka_unit_test(test_payload_sizes),	 cmocka_unit_test(test_box_key_vector),
+		cmocka_unit_test(test_server_key),	 cmocka_unit_test(test_client_info),
+		cmocka_unit_test(test_close_reason),	 cmocka_unit_test(test_rxbuf_split),
+		cmocka_unit_test(test_rxbuf_limits),	 cmocka_unit_test(test_txq),
+		cmocka_unit_test(test_rxbuf_bulk_reads),
 	};
 	if (crypto_init() < 0)
 		return 1;
