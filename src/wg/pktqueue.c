@@ -74,3 +74,27 @@ unsigned pktq_pop_batch(struct pktq *q, struct pktq_item *out, unsigned max)
 	pthread_mutex_unlock(&q->lock);
 	return n;
 }
+
+unsigned pktq_peek(struct pktq *q, struct pktq_item **first, unsigned max)
+{
+	unsigned n;
+
+	pthread_mutex_lock(&q->lock);
+	n = q->count;
+	/* Contiguous: up to the end of the ring; the rest comes next call. */
+	if (n > q->capacity - q->head)
+		n = q->capacity - q->head;
+	*first = &q->items[q->head];
+	pthread_mutex_unlock(&q->lock);
+	return n < max ? n : max;
+}
+
+void pktq_release(struct pktq *q, unsigned n)
+{
+	pthread_mutex_lock(&q->lock);
+	if (n > q->count)
+		n = q->count;
+	q->head = (q->head + n) % q->capacity;
+	q->count -= n;
+	pthread_mutex_unlock(&q->lock);
+}

@@ -39,4 +39,12 @@ bool pktq_push_locked(struct pktq *q, const union sockaddr_inet *addr, const uin
 		      const void *data, size_t len);
 /* Moves up to max items out (oldest first); returns how many. */
 unsigned pktq_pop_batch(struct pktq *q, struct pktq_item *out, unsigned max);
+/*
+ * The consumer's zero-copy side, for a single consumer: the oldest items,
+ * read in place.  pktq_peek returns how many (at most max) are contiguous
+ * from *first; producers never touch them until pktq_release gives back
+ * the first n.  The lock is taken once per call, not per item.
+ */
+unsigned pktq_peek(struct pktq *q, struct pktq_item **first, unsigned max);
+void pktq_release(struct pktq *q, unsigned n);
 #endif
