@@ -30,7 +30,9 @@ static void on_recv(void *arg, const uint8_t src[32], const uint8_t *pkt, size_t
 			r->disco_recv(r->disco_arg, s->info.id, src, pkt, len);
 		return;
 	}
-	device_receive_relayed(r->dev, (uint16_t)s->info.id, pkt, len);
+	/* Batched: opened and written to the TUN together, coalesced, once
+	 * this round's reads are done. */
+	device_relayed_add(r->dev, (uint16_t)s->info.id, pkt, len);
 }
 
 static void on_peer_gone(void *arg, const uint8_t key[32], int reason)

@@ -132,18 +132,27 @@ void device_queue_work(struct wg_device *dev, struct wg_peer *peer)
 	ev_wakeup_signal(dev->wakeup);
 }
 
-#define DRAIN_BATCH 32
+#define DRAIN_BATCH	32
+#define RELAY_DRAIN_MAX 256 /* packets between two releases of relay_q's ring */
 
-/* Packets the data path queued for the event loop: to relays, and aside. */
+/*
+ * Packets the data path queued for the event loop: to relays (read in place
+ * in the queue's ring, one lock per run of packets; relay_send queues each
+ * as a frame, and the relay client writes them all with one send), and
+ * aside.
+ */
 static void drain_queues(struct wg_device *dev)
 {
 	struct pktq_item items[DRAIN_BATCH]; /* 53 KiB, on the loop thread's stack */
+	struct pktq_item *run;
 	unsigned n;
 
-	while (dev->relay_send && (n = pktq_pop_batch(&dev->relay_q, items, DRAIN_BATCH)))
+	while (dev->relay_send && (n = pktq_peek(&dev->relay_q, &run, RELAY_DRAIN_MAX))) {
 		for (unsigned i = 0; i < n; i++)
-			dev->relay_send(dev->overlay_arg, endpoint_relay_id(&items[i].addr),
-					items[i].key, items[i].data, items[i].len);
+			dev->relay_send(dev->overlay_arg, endpoint_relay_id(&run[i].addr),
+					run[i].key, run[i].data, run[i].len);
+		pktq_release(&dev->relay_q, n);
+	}
 	while (dev->aside_recv && (n = pktq_pop_batch(&dev->aside_q, items, DRAIN_BATCH)))
 		for (unsigned i = 0; i < n; i++)
 			dev->aside_recv(dev->overlay_arg, items[i].data, items[i].len,
@@ -205,7 +214,8 @@ int device_new(struct wg_device **out, struct evloop *loop, const char *ifname,
 	    (ret = ratelimiter_new(&dev->ratelimiter)) < 0 ||
 	    (ret = handshake_queue_new(&dev->hsq)) < 0 ||
 	    (ret = aead_ctx_new(&dev->loop_aead)) < 0 ||
-	    (ret = pktq_init(&dev->relay_q, 1024)) < 0 || (ret = pktq_init(&dev->aside_q, 256)) < 0 ||
+	    (ret = pktq_init(&dev->relay_q, 1024)) < 0 ||
+	    (ret = pktq_init(&dev->aside_q, 256)) < 0 || (ret = relay_rx_new(dev)) < 0 ||
 	    (ret = evloop_add_wakeup(loop, on_wakeup, dev, &dev->wakeup)) < 0)
 		goto fail;
 	dev->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -358,6 +368,7 @@ void device_free(struct wg_device *dev)
 	aead_ctx_free(dev->loop_aead);
 	pktq_destroy(&dev->relay_q);
 	pktq_destroy(&dev->aside_q);
+	relay_rx_free(dev);
 	if (atomic_load(&dev->udp_fd) >= 0)
 		close(atomic_load(&dev->udp_fd));
 	if (dev->retired_fd >= 0)

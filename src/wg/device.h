@@ -124,6 +124,7 @@ struct wg_device {
 	void *overlay_arg;
 	struct pktq relay_q;
 	struct pktq aside_q;
+	struct relay_rx *relay_rx; /* receive.c: relayed packets being batched */
 };
 
 /* Creates the TUN interface ifname (none when ifname is NULL: a detached
@@ -151,10 +152,19 @@ int device_uapi_get(struct wg_device *dev, struct buf *out);
 
 /*
  * A packet a relay delivered (on the event loop): processed as if it had come
- * from the relay path relay_id, and delivered to the TUN.
+ * from the relay path relay_id, and delivered to the TUN at once.
  */
 void device_receive_relayed(struct wg_device *dev, uint16_t relay_id, const uint8_t *pkt,
 			    size_t len);
+/*
+ * The same for a batch (event loop only): the packet is copied into the
+ * device's relayed batch, which is opened under one lock and written to the
+ * TUN coalesced (as the rx thread writes) when it holds RX_BATCH packets,
+ * when device_relayed_flush() is called, or else when the loop next runs
+ * its timers.  Order is kept.
+ */
+void device_relayed_add(struct wg_device *dev, uint16_t relay_id, const uint8_t *pkt, size_t len);
+void device_relayed_flush(struct wg_device *dev);
 /* Sends a datagram that is not WireGuard (STUN, disco) from the device's
  * socket.  Returns 0 or -errno. */
 int device_send_aside(struct wg_device *dev, const union sockaddr_inet *to, const void *pkt,
@@ -197,6 +207,8 @@ struct rx_state *rx_state_new(struct wg_device *dev);
 void rx_state_free(struct rx_state *s);
 void *rx_thread_main(void *rx_state);
 void receive_handshakes(struct wg_device *dev);
+int relay_rx_new(struct wg_device *dev);
+void relay_rx_free(struct wg_device *dev);
 /*
  * One batch of received datagrams.  Consecutive packets from one peer and
  * source form a run: the endpoint is checked and the peer's counters updated

@@ -320,6 +320,33 @@ void receive_handshakes(struct wg_device *dev)
  */
 #define RX_MAX_PKTS (RX_BATCH * 64) /* UDP GRO merges at most 64 datagrams */
 
+/* Plaintext packets on their way to the TUN, and the room to coalesce them. */
+struct tun_batch {
+	bool vnet;
+	bool coalesce;	   /* off once the TUN refused a coalesced packet */
+	bool coalesce_udp; /* the TUN took USO: it takes GSO_UDP_L4 writes */
+	unsigned n_pkts;
+	struct gro_pkt *pkts; /* each with VNET_HDR_LEN writable bytes before it */
+	struct iovec *out;
+	unsigned *unit_start;
+	unsigned *unit_iovcnt;
+};
+
+static void tun_batch_init(struct tun_batch *t, const struct wg_device *dev, struct gro_pkt *pkts,
+			   struct iovec *out, unsigned *unit_start, unsigned *unit_iovcnt)
+{
+	*t = (struct tun_batch){
+		.vnet = dev->tun_offloads & TUN_OFFLOAD_VNET_HDR,
+		.coalesce = true,
+		.coalesce_udp = (dev->tun_offloads & (TUN_OFFLOAD_USO4 | TUN_OFFLOAD_USO6)) ==
+				(TUN_OFFLOAD_USO4 | TUN_OFFLOAD_USO6),
+		.pkts = pkts,
+		.out = out,
+		.unit_start = unit_start,
+		.unit_iovcnt = unit_iovcnt,
+	};
+}
+
 struct rx_state {
 	struct dp_thread c; /* first: what every data-path thread owns */
 	struct mmsghdr msgs[RX_BATCH];
@@ -329,10 +356,7 @@ struct rx_state {
 		char buf[CMSG_SPACE(sizeof(int))];
 		struct cmsghdr align;
 	} ctrl[RX_BATCH];
-	bool vnet;
-	bool coalesce;	   /* off once the TUN refused a coalesced packet */
-	bool coalesce_udp; /* the TUN took USO: it takes GSO_UDP_L4 writes */
-	unsigned n_pkts;
+	struct tun_batch tb;
 	struct gro_pkt pkts[RX_MAX_PKTS]; /* plaintext to write to the TUN */
 	struct iovec out[RX_MAX_PKTS];
 	unsigned unit_start[RX_MAX_PKTS];
@@ -502,36 +526,6 @@ invalid:
 	return 0;
 }
 
-void device_receive_relayed(struct wg_device *dev, uint16_t relay_id, const uint8_t *pkt,
-			    size_t len)
-{
-	uint8_t msg[PKTQ_MAX_PACKET], *plain;
-	union sockaddr_inet src;
-	struct rx_batch b;
-	size_t plen;
-
-	if (len > sizeof(msg)) {
-		atomic_fetch_add_explicit(&dev->stats.rx_invalid, 1, memory_order_relaxed);
-		return;
-	}
-	memcpy(msg, pkt, len);
-	endpoint_set_relay(&src, relay_id);
-	receive_batch_begin(&b, dev->loop_aead, clock_mono_ns());
-	pthread_rwlock_rdlock(&dev->lock);
-	plen = receive_datagram(dev, &b, msg, len, &src, &plain);
-	receive_batch_end(dev, &b);
-	pthread_rwlock_unlock(&dev->lock);
-	if (plen && dev->tun_fd >= 0) {
-		/* A TUN with virtio-net headers wants one, even if empty. */
-		uint8_t vhdr[VNET_HDR_LEN] = {0};
-		struct iovec iov[2] = {{.iov_base = vhdr, .iov_len = VNET_HDR_LEN},
-				       {.iov_base = plain, .iov_len = plen}};
-		bool vnet = dev->tun_offloads & TUN_OFFLOAD_VNET_HDR;
-		if (writev(dev->tun_fd, iov + !vnet, 2 - !vnet) < 0)
-			atomic_fetch_add(&dev->stats.tx_errors, 1);
-	}
-}
-
 /* The segment size of a GRO'd datagram, or 0. */
 static size_t rx_gro_size(const struct msghdr *m)
 {
@@ -552,7 +546,7 @@ static void rx_process_batch(struct rx_state *s, unsigned n)
 	struct wg_device *dev = s->c.dev;
 	struct rx_batch b;
 
-	s->n_pkts = 0;
+	s->tb.n_pkts = 0;
 	receive_batch_begin(&b, s->c.ctx, clock_mono_ns());
 	pthread_rwlock_rdlock(&dev->lock);
 	for (unsigned i = 0; i < n; i++) {
@@ -564,13 +558,14 @@ static void rx_process_batch(struct rx_state *s, unsigned n)
 		if (!seg || seg > len)
 			seg = len;
 		/* A GRO'd datagram is messages of seg bytes, the last shorter. */
-		for (size_t off = 0; off < len && s->n_pkts < RX_MAX_PKTS; off += seg) {
+		for (size_t off = 0; off < len && s->tb.n_pkts < RX_MAX_PKTS; off += seg) {
 			size_t mlen = len - off < seg ? len - off : seg;
 			uint8_t *plain;
 			size_t plen = receive_datagram(dev, &b, s->c.bufs[i] + off, mlen,
 						       &s->names[i], &plain);
 			if (plen)
-				s->pkts[s->n_pkts++] = (struct gro_pkt){.data = plain, .len = plen};
+				s->pkts[s->tb.n_pkts++] =
+					(struct gro_pkt){.data = plain, .len = plen};
 		}
 	}
 	receive_batch_end(dev, &b);
@@ -578,35 +573,34 @@ static void rx_process_batch(struct rx_state *s, unsigned n)
 }
 
 /* Writes the batch's plaintext to the TUN: coalesced units, or one by one. */
-static void rx_deliver(struct rx_state *s)
+static void tun_batch_write(struct wg_device *dev, struct tun_batch *t)
 {
-	struct wg_device *dev = s->c.dev;
 	unsigned units;
 
-	if (!s->vnet) {
-		for (unsigned i = 0; i < s->n_pkts; i++)
-			if (write(dev->tun_fd, s->pkts[i].data, s->pkts[i].len) < 0)
+	if (!t->vnet) {
+		for (unsigned i = 0; i < t->n_pkts; i++)
+			if (write(dev->tun_fd, t->pkts[i].data, t->pkts[i].len) < 0)
 				atomic_fetch_add(&dev->stats.tx_errors, 1);
 		return;
 	}
-	if (!s->coalesce) {
-		for (unsigned i = 0; i < s->n_pkts; i++) {
-			uint8_t *p = s->pkts[i].data - VNET_HDR_LEN;
+	if (!t->coalesce) {
+		for (unsigned i = 0; i < t->n_pkts; i++) {
+			uint8_t *p = t->pkts[i].data - VNET_HDR_LEN;
 			memset(p, 0, VNET_HDR_LEN);
-			if (write(dev->tun_fd, p, s->pkts[i].len + VNET_HDR_LEN) < 0)
+			if (write(dev->tun_fd, p, t->pkts[i].len + VNET_HDR_LEN) < 0)
 				atomic_fetch_add(&dev->stats.tx_errors, 1);
 		}
 		return;
 	}
-	units = gro_coalesce(s->pkts, s->n_pkts, s->coalesce_udp, s->out, s->unit_start,
-			     s->unit_iovcnt);
+	units = gro_coalesce(t->pkts, t->n_pkts, t->coalesce_udp, t->out, t->unit_start,
+			     t->unit_iovcnt);
 	for (unsigned u = 0; u < units; u++) {
-		if (writev(dev->tun_fd, s->out + s->unit_start[u], (int)s->unit_iovcnt[u]) >= 0)
+		if (writev(dev->tun_fd, t->out + t->unit_start[u], (int)t->unit_iovcnt[u]) >= 0)
 			continue;
-		atomic_fetch_add(&dev->stats.tx_errors, s->unit_iovcnt[u]);
-		if (errno == EINVAL && s->unit_iovcnt[u] > 1) {
+		atomic_fetch_add(&dev->stats.tx_errors, t->unit_iovcnt[u]);
+		if (errno == EINVAL && t->unit_iovcnt[u] > 1) {
 			log_warn("the TUN refused a coalesced packet; writing packets one by one");
-			s->coalesce = false;
+			t->coalesce = false;
 		}
 	}
 }
@@ -619,12 +613,8 @@ struct rx_state *rx_state_new(struct wg_device *dev)
 		free(s);
 		s = NULL;
 	}
-	if (s) {
-		s->vnet = dev->tun_offloads & TUN_OFFLOAD_VNET_HDR;
-		s->coalesce = true;
-		s->coalesce_udp = (dev->tun_offloads & (TUN_OFFLOAD_USO4 | TUN_OFFLOAD_USO6)) ==
-				  (TUN_OFFLOAD_USO4 | TUN_OFFLOAD_USO6);
-	}
+	if (s)
+		tun_batch_init(&s->tb, dev, s->pkts, s->out, s->unit_start, s->unit_iovcnt);
 	return s;
 }
 
@@ -662,8 +652,117 @@ void *rx_thread_main(void *arg)
 		if (n <= 0)
 			continue; /* timeout, shutdown for a rebind, or EINTR */
 		rx_process_batch(s, (unsigned)n);
-		rx_deliver(s);
+		tun_batch_write(dev, &s->tb);
 	}
 	atomic_store(&dev->rx_fd_in_use, -1);
 	return NULL;
+}
+
+/* --- packets relays delivered, on the event loop ----------------------------- */
+
+/*
+ * Relayed messages arrive as frames on the event loop, many per read.  They
+ * are copied into a batch and processed together when it is full or when
+ * the loop runs its timers (after the reads of this round): opened under one
+ * read lock, then written to the TUN as the rx thread writes, coalesced.
+ */
+#define RELAY_RX_BATCH RX_BATCH
+
+struct relay_rx {
+	struct wg_device *dev;
+	struct ev_timer flush;
+	unsigned n;
+	uint16_t relay_id[RELAY_RX_BATCH];
+	uint16_t len[RELAY_RX_BATCH];
+	struct tun_batch tb;
+	struct gro_pkt pkts[RELAY_RX_BATCH];
+	struct iovec out[RELAY_RX_BATCH];
+	unsigned unit_start[RELAY_RX_BATCH];
+	unsigned unit_iovcnt[RELAY_RX_BATCH];
+	uint8_t bufs[RELAY_RX_BATCH][PKTQ_MAX_PACKET];
+};
+
+static void relay_rx_on_flush(struct evloop *loop, struct ev_timer *t, void *arg)
+{
+	device_relayed_flush(arg);
+}
+
+int relay_rx_new(struct wg_device *dev)
+{
+	struct relay_rx *rx = calloc(1, sizeof(*rx));
+
+	if (!rx)
+		return -ENOMEM;
+	rx->dev = dev;
+	ev_timer_init(&rx->flush, relay_rx_on_flush, dev);
+	dev->relay_rx = rx;
+	return 0;
+}
+
+void relay_rx_free(struct wg_device *dev)
+{
+	struct relay_rx *rx = dev->relay_rx;
+
+	if (!rx)
+		return;
+	if (dev->loop)
+		evloop_timer_cancel(dev->loop, &rx->flush);
+	memzero_explicit(rx, sizeof(*rx)); /* plaintext was decrypted in place */
+	free(rx);
+	dev->relay_rx = NULL;
+}
+
+void device_relayed_add(struct wg_device *dev, uint16_t relay_id, const uint8_t *pkt, size_t len)
+{
+	struct relay_rx *rx = dev->relay_rx;
+
+	if (len > PKTQ_MAX_PACKET) {
+		atomic_fetch_add_explicit(&dev->stats.rx_invalid, 1, memory_order_relaxed);
+		return;
+	}
+	memcpy(rx->bufs[rx->n], pkt, len);
+	rx->len[rx->n] = (uint16_t)len;
+	rx->relay_id[rx->n] = relay_id;
+	if (++rx->n == RELAY_RX_BATCH)
+		device_relayed_flush(dev);
+	else if (!ev_timer_armed(&rx->flush))
+		evloop_timer_arm(dev->loop, &rx->flush, 0);
+}
+
+void device_relayed_flush(struct wg_device *dev)
+{
+	struct relay_rx *rx = dev->relay_rx;
+	union sockaddr_inet src;
+	struct rx_batch b;
+
+	if (!rx->n)
+		return;
+	evloop_timer_cancel(dev->loop, &rx->flush);
+	/* The TUN's offloads are known only once it is open. */
+	if (!rx->tb.pkts)
+		tun_batch_init(&rx->tb, dev, rx->pkts, rx->out, rx->unit_start, rx->unit_iovcnt);
+	rx->tb.n_pkts = 0;
+	receive_batch_begin(&b, dev->loop_aead, clock_mono_ns());
+	pthread_rwlock_rdlock(&dev->lock);
+	for (unsigned i = 0; i < rx->n; i++) {
+		uint8_t *plain;
+		size_t plen;
+
+		endpoint_set_relay(&src, rx->relay_id[i]);
+		plen = receive_datagram(dev, &b, rx->bufs[i], rx->len[i], &src, &plain);
+		if (plen)
+			rx->pkts[rx->tb.n_pkts++] = (struct gro_pkt){.data = plain, .len = plen};
+	}
+	receive_batch_end(dev, &b);
+	pthread_rwlock_unlock(&dev->lock);
+	rx->n = 0;
+	if (dev->tun_fd >= 0)
+		tun_batch_write(dev, &rx->tb);
+}
+
+void device_receive_relayed(struct wg_device *dev, uint16_t relay_id, const uint8_t *pkt,
+			    size_t len)
+{
+	device_relayed_add(dev, relay_id, pkt, len);
+	device_relayed_flush(dev);
 }

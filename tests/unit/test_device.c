@@ -3,6 +3,8 @@
  * A detached device (no TUN) with a real UDP socket on loopback, fed
  * handshake messages as its receiving thread would: it answers an initiation
  * with a response, and under load demands a cookie first (whitepaper 5.3).
+ * Relayed data messages are batched and written to the TUN (here a
+ * SOCK_SEQPACKET socket, one message per write) coalesced.
  */
 #include <errno.h>
 #include <poll.h>
@@ -12,6 +14,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <endian.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -21,6 +24,8 @@
 #include "lib/clock.h"
 #include "lib/log.h"
 #include "wg/device.h"
+#include "wg/offload.h"
+#include "wg/tun.h"
 
 struct fixture {
 	struct evloop *loop;
@@ -55,6 +60,12 @@ static int setup(void **state)
 	cfg.n_peers = cfg.cap_peers = 1;
 	memcpy(cfg.peers[0].public_key, f->client.static_public, 32);
 	cfg.peers[0].persistent_keepalive = -1;
+	/* The client's inner packets come from 10.0.0.1. */
+	cfg.peers[0].allowed_ips = calloc(1, sizeof(*cfg.peers[0].allowed_ips));
+	cfg.peers[0].n_allowed_ips = cfg.peers[0].cap_allowed_ips = 1;
+	cfg.peers[0].allowed_ips[0].family = AF_INET;
+	cfg.peers[0].allowed_ips[0].bits = 32;
+	cfg.peers[0].allowed_ips[0].addr.v4.s_addr = htonl(0x0a000001);
 	assert_int_equal(device_apply(f->dev, &cfg, err, sizeof(err)), 0);
 	wg_config_free(&cfg);
 
@@ -194,12 +205,129 @@ static void test_keys_zeroed_after_three_reject_times(void **state)
 	evloop_timer_cancel(f->loop, &f->dev->tick);
 }
 
+/* The client's session with the device: the client initiates. */
+static void establish(struct fixture *f, struct noise_session_keys *keys)
+{
+	struct replies r = {0};
+
+	deliver_initiation(f, 9);
+	receive_handshakes(f->dev);
+	collect(f, &r);
+	assert_int_equal(r.responses, 1);
+	assert_int_equal(noise_handshake_consume_response(&r.response, &f->hs, &f->client), 0);
+	assert_int_equal(noise_handshake_begin_session(&f->hs, keys), 0);
+}
+
+/* A data message from the client: an IPv4 TCP segment (ACK only) of
+ * `payload` bytes at seq, 10.0.0.1:5000 -> 10.0.0.2:80.  Returns its length. */
+static size_t seal_segment(struct aead_ctx *ctx, const struct noise_session_keys *k,
+			   uint64_t counter, uint32_t seq, size_t payload, uint8_t *out)
+{
+	uint8_t *p = out + MESSAGE_DATA_HEADER_LEN, *t = p + 20, nonce[AEAD_NONCE_LEN];
+	size_t len = 40 + payload, padded = (len + 15) & ~(size_t)15;
+	uint32_t v32;
+	uint64_t v64;
+
+	memset(p, 0, padded);
+	p[0] = 0x45, p[2] = (uint8_t)(len >> 8), p[3] = (uint8_t)len;
+	p[6] = 0x40, p[8] = 64, p[9] = 6;
+	p[12] = 10, p[15] = 1, p[16] = 10, p[19] = 2;
+	t[0] = 0x13, t[1] = 0x88, t[3] = 80;
+	t[4] = (uint8_t)(seq >> 24), t[5] = (uint8_t)(seq >> 16), t[6] = (uint8_t)(seq >> 8);
+	t[7] = (uint8_t)seq;
+	t[8] = 0xaa, t[12] = 0x50, t[13] = 0x10, t[14] = 0xff;
+	for (size_t i = 0; i < payload; i++)
+		t[20 + i] = (uint8_t)(seq + i);
+	v32 = htole32(MESSAGE_DATA);
+	memcpy(out, &v32, 4);
+	v32 = htole32(k->remote_index);
+	memcpy(out + 4, &v32, 4);
+	v64 = htole64(counter);
+	memcpy(out + 8, &v64, 8);
+	aead_nonce_from_counter(nonce, counter);
+	assert_int_equal(aead_seal(ctx, k->sending, nonce, NULL, 0, p, padded, p), 0);
+	return MESSAGE_DATA_HEADER_LEN + padded + NOISE_AUTHTAG_LEN;
+}
+
+static bool readable(int fd)
+{
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+
+	return poll(&p, 1, 0) > 0;
+}
+
+/* One TUN write: a TCPv4 GSO packet of segs segments of 1000 bytes. */
+static void expect_coalesced(int fd, unsigned segs)
+{
+	static uint8_t buf[70000];
+	struct vnet_hdr h;
+	ssize_t n = recv(fd, buf, sizeof(buf), 0);
+
+	assert_int_equal(n, VNET_HDR_LEN + 40 + segs * 1000);
+	vnet_hdr_read(buf, &h);
+	assert_int_equal(h.gso_type, VNET_HDR_GSO_TCPV4);
+	assert_int_equal(h.gso_size, 1000);
+	/* The payload is the segments' bytes, in order. */
+	for (size_t i = 0; i < segs * 1000; i += 997)
+		assert_int_equal(buf[VNET_HDR_LEN + 40 + i], (uint8_t)(1 + i));
+}
+
+static void test_relayed_packets_batched_and_coalesced(void **state)
+{
+	struct fixture *f = *state;
+	static uint8_t msg[1200];
+	struct noise_session_keys keys;
+	struct aead_ctx *ctx;
+	uint64_t counter = 0;
+	uint32_t seq = 1;
+	int sv[2];
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv), 0);
+	f->dev->tun_fd = sv[0]; /* closed by device_free */
+	f->dev->tun_offloads =
+		TUN_OFFLOAD_VNET_HDR | TUN_OFFLOAD_CSUM | TUN_OFFLOAD_TSO4 | TUN_OFFLOAD_TSO6;
+	establish(f, &keys);
+	assert_int_equal(aead_ctx_new(&ctx), 0);
+
+	/* Eight segments wait for the flush, then go as one GSO write. */
+	for (unsigned i = 0; i < 8; i++, seq += 1000)
+		device_relayed_add(f->dev, 1, msg,
+				   seal_segment(ctx, &keys, counter++, seq, 1000, msg));
+	assert_false(readable(sv[1]));
+	device_relayed_flush(f->dev);
+	expect_coalesced(sv[1], 8);
+	assert_false(readable(sv[1]));
+
+	/* A full batch (64) goes at once, without waiting for the loop. */
+	for (unsigned i = 0; i < 64; i++, seq += 1000) {
+		assert_false(readable(sv[1]));
+		device_relayed_add(f->dev, 1, msg,
+				   seal_segment(ctx, &keys, counter++, seq, 1000, msg));
+	}
+	assert_true(readable(sv[1]));
+	recv(sv[1], msg, 0, MSG_TRUNC); /* its payload starts at seq 8001 */
+	assert_false(readable(sv[1]));
+
+	/* A forged message in the batch is dropped, the others still go. */
+	seal_segment(ctx, &keys, counter++, seq, 1000, msg);
+	seq += 1000;
+	msg[100] ^= 1;
+	device_relayed_add(f->dev, 1, msg, 16 + 1040 + 16);
+	device_receive_relayed(f->dev, 1, msg, seal_segment(ctx, &keys, counter++, seq, 1000, msg));
+	assert_true(readable(sv[1]));
+	assert_int_equal(recv(sv[1], msg, sizeof(msg), 0), VNET_HDR_LEN + 40 + 1000);
+	assert_int_equal(atomic_load(&f->dev->stats.rx_invalid), 1);
+	aead_ctx_free(ctx);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_answers_an_initiation, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_under_load_demands_cookie, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_keys_zeroed_after_three_reject_times, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_relayed_packets_batched_and_coalesced, setup,
 						teardown),
 	};
 
