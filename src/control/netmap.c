@@ -53,11 +53,67 @@ json_t *json_endpoints(const union sockaddr_inet *eps, unsigned n)
 	return arr;
 }
 
+/* The window, when the NAT has one: {"width", "aligned", "points": [{"address",
+ * "start"}, {"address", "start"}]}. */
+static json_t *window_to_json(const struct nat_window *w)
+{
+	json_t *points = json_array();
+
+	for (int i = 0; points && i < 2; i++) {
+		char a[INET_ADDRSTRLEN];
+		struct in_addr in = {.s_addr = htonl(w->addr[i])};
+
+		inet_ntop(AF_INET, &in, a, sizeof(a));
+		json_array_append_new(points,
+				      json_pack("{s:s,s:i}", "address", a, "start", w->start[i]));
+	}
+	return json_pack("{s:i,s:b,s:o}", "width", w->width, "aligned", w->aligned, "points",
+			 points ? points : json_array());
+}
+
 json_t *netmap_nat_to_json(const struct nat_class *c)
 {
-	return json_pack("{s:b,s:b,s:b,s:s,s:s}", "udp", c->udp, "public", c->public_address,
-			 "port_mapped", c->port_mapped, "mapping", nat_mapping_name(c->mapping),
-			 "filtering", nat_filtering_name(c->filtering));
+	json_t *j =
+		json_pack("{s:b,s:b,s:b,s:s,s:s}", "udp", c->udp, "public", c->public_address,
+			  "port_mapped", c->port_mapped, "mapping", nat_mapping_name(c->mapping),
+			  "filtering", nat_filtering_name(c->filtering));
+
+	if (j && c->window.width)
+		json_object_set_new(j, "window", window_to_json(&c->window));
+	return j;
+}
+
+/* Absent: no window (what nodes before windows send). */
+static int window_from_json(const json_t *j, struct nat_window *out)
+{
+	const json_t *width = json_object_get(j, "width"), *points = json_object_get(j, "points");
+
+	memset(out, 0, sizeof(*out));
+	if (!j)
+		return 0;
+	if (!json_is_object(j) || !json_is_integer(width) || json_integer_value(width) < 1 ||
+	    json_integer_value(width) > NAT_WINDOW_MAX ||
+	    !json_is_boolean(json_object_get(j, "aligned")) || !json_is_array(points) ||
+	    json_array_size(points) != 2)
+		return -EINVAL;
+	for (int i = 0; i < 2; i++) {
+		const json_t *p = json_array_get(points, (size_t)i);
+		const char *a = json_string_value(json_object_get(p, "address"));
+		const json_t *start = json_object_get(p, "start");
+		struct in_addr in;
+
+		if (!a || inet_pton(AF_INET, a, &in) != 1 || !json_is_integer(start) ||
+		    json_integer_value(start) < 1 ||
+		    json_integer_value(start) + json_integer_value(width) - 1 > 65535)
+			return -EINVAL;
+		out->addr[i] = ntohl(in.s_addr);
+		out->start[i] = (uint16_t)json_integer_value(start);
+	}
+	if (out->addr[0] == out->addr[1])
+		return -EINVAL; /* no line through one point */
+	out->width = (uint16_t)json_integer_value(width);
+	out->aligned = json_is_true(json_object_get(j, "aligned"));
+	return 0;
 }
 
 int netmap_nat_from_json(const json_t *j, struct nat_class *out)
@@ -75,8 +131,10 @@ int netmap_nat_from_json(const json_t *j, struct nat_class *out)
 	for (int i = NAT_FILTER_UNKNOWN; i <= NAT_FILTER_ADPF; i++)
 		if (!strcmp(f, nat_filtering_name(i)))
 			fi = i;
-	if (mi < 0 || fi < 0)
+	if (mi < 0 || fi < 0 || window_from_json(json_object_get(j, "window"), &out->window) < 0) {
+		memset(out, 0, sizeof(*out));
 		return -EINVAL;
+	}
 	out->udp = json_is_true(json_object_get(j, "udp"));
 	out->public_address = json_is_true(json_object_get(j, "public"));
 	out->port_mapped = json_is_true(json_object_get(j, "port_mapped"));

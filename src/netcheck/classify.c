@@ -2,6 +2,8 @@
 /* NAT behaviour decisions (see classify.h). */
 #include "netcheck/classify.h"
 
+#include <arpa/inet.h>
+#include <stdlib.h>
 #include <string.h>
 
 static bool same_address(const union sockaddr_inet *a, const union sockaddr_inet *b)
@@ -65,6 +67,128 @@ enum nc_allocation nc_classify_allocation(const unsigned *local, const unsigned 
 		small_steps += d >= 1 && d <= NC_SEQ_MAX_STEP;
 	}
 	return small_steps + 2 >= n ? NC_ALLOCATION_SEQUENTIAL : NC_ALLOCATION_RANDOM;
+}
+
+#define WINDOW_ADDRS 4
+
+struct window_obs {
+	uint32_t addr; /* host order */
+	unsigned lo, hi, count;
+	long start;
+};
+
+static size_t window_group(const struct nc_observation *obs, size_t n, struct window_obs *g)
+{
+	size_t ng = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		uint32_t a;
+		unsigned port;
+		size_t k;
+
+		if (obs[i].dst.sa.sa_family != AF_INET || obs[i].mapped.sa.sa_family != AF_INET)
+			continue;
+		a = ntohl(obs[i].dst.in.sin_addr.s_addr);
+		port = ntohs(obs[i].mapped.in.sin_port);
+		for (k = 0; k < ng && g[k].addr != a; k++)
+			;
+		if (k == ng) {
+			if (ng == WINDOW_ADDRS)
+				continue;
+			g[ng++] = (struct window_obs){.addr = a, .lo = port, .hi = port};
+		}
+		g[k].lo = port < g[k].lo ? port : g[k].lo;
+		g[k].hi = port > g[k].hi ? port : g[k].hi;
+		g[k].count++;
+	}
+	return ng;
+}
+
+static const unsigned window_widths[] = {8,   10,  16,	20,  25,  32,  50, 64,
+					 100, 128, 200, 250, 256, 500, 512};
+
+/* The smallest round width holding every group in one aligned block. */
+static unsigned aligned_width(const struct window_obs *g, size_t ng, unsigned span)
+{
+	for (size_t w = 0; w < sizeof(window_widths) / sizeof(window_widths[0]); w++) {
+		unsigned width = window_widths[w];
+		size_t k;
+
+		if (width < span || width > NAT_WINDOW_MAX)
+			continue;
+		for (k = 0; k < ng && g[k].lo / width == g[k].hi / width; k++)
+			;
+		if (k == ng)
+			return width;
+	}
+	return 0;
+}
+
+/* k uniform samples span about (k - 1) / (k + 1) of their window. */
+static unsigned centred_width(unsigned span, unsigned k)
+{
+	unsigned want = (span * (k + 1) + k - 2) / (k - 1);
+
+	for (size_t w = 0; w < sizeof(window_widths) / sizeof(window_widths[0]); w++)
+		if (window_widths[w] >= want && window_widths[w] <= NAT_WINDOW_MAX)
+			return window_widths[w];
+	return 0;
+}
+
+bool nc_classify_window(const struct nc_observation *obs, size_t n, struct nat_window *out)
+{
+	struct window_obs all[WINDOW_ADDRS], g[WINDOW_ADDRS];
+	size_t ng_all = window_group(obs, n, all), ng = 0;
+	unsigned span = 0, fewest = ~0u, width, centred;
+	bool aligned;
+
+	memset(out, 0, sizeof(*out));
+	for (size_t k = 0; k < ng_all; k++) {
+		if (all[k].count < NC_WINDOW_MIN_SAMPLES)
+			continue;
+		g[ng] = all[k];
+		span = g[ng].hi - g[ng].lo + 1 > span ? g[ng].hi - g[ng].lo + 1 : span;
+		fewest = g[ng].count < fewest ? g[ng].count : fewest;
+		ng++;
+	}
+	if (ng < 2 || span > NAT_WINDOW_MAX)
+		return false;
+	/* An aligned width beyond what the ports span is a coincidence of
+	 * wide blocks (250 holds two 100-port windows that straddle the
+	 * hundreds), not the NAT's: then the centred estimate. */
+	centred = centred_width(span, fewest);
+	width = aligned_width(g, ng, span);
+	aligned = width && (!centred || width <= centred);
+	if (!aligned)
+		width = centred;
+	if (!width)
+		return false;
+	for (size_t k = 0; k < ng; k++) {
+		g[k].start = aligned ? (long)(g[k].lo / width * width)
+				     : (long)(g[k].lo + g[k].hi) / 2 - (long)width / 2;
+		if (g[k].start < 1 || g[k].start + width - 1 > 65535)
+			return false;
+	}
+	/* The window must move with the address: no two overlap. */
+	for (size_t i = 0; i < ng; i++)
+		for (size_t j = i + 1; j < ng; j++)
+			if (labs(g[i].start - g[j].start) < (long)width)
+				return false;
+	/* The rule's two points: the best observed windows. */
+	for (size_t i = 0; i < 2; i++) {
+		size_t best = i;
+		for (size_t k = i + 1; k < ng; k++)
+			if (g[k].count > g[best].count)
+				best = k;
+		struct window_obs t = g[i];
+		g[i] = g[best];
+		g[best] = t;
+		out->addr[i] = g[i].addr;
+		out->start[i] = (uint16_t)g[i].start;
+	}
+	out->width = (uint16_t)width;
+	out->aligned = aligned;
+	return true;
 }
 
 enum nc_tristate nc_classify_hairpin(bool x_to_y_arrived, bool y_to_x_arrived)

@@ -14,6 +14,7 @@
 #include <stddef.h>
 
 #include "lib/addr.h"
+#include "traversal/plan.h"
 
 /* Mapping: does the external address:port of one internal socket change with
  * the destination? */
@@ -87,6 +88,27 @@ enum nc_filtering nc_classify_filtering(bool changed_both, bool changed_port);
  */
 enum nc_allocation nc_classify_allocation(const unsigned *local, const unsigned *external,
 					  size_t n);
+
+/* Fewer answers than this towards an address say nothing of its window. */
+#define NC_WINDOW_MIN_SAMPLES 6
+
+/*
+ * Windowed allocation (traversal/plan.h's nat_window) from the answers to
+ * requests that several fresh sockets each sent to two or more destination
+ * addresses (IPv4), e.g. the relay's primary and alternate STUN addresses.
+ * Windowed when, for at least two addresses with NC_WINDOW_MIN_SAMPLES
+ * answers each, every address's ports span at most NAT_WINDOW_MAX and the
+ * windows of different addresses do not overlap (they move with the
+ * address; a sequential allocator's interleaved ports overlap).  The width
+ * is the smallest "round" width (powers of two, 1-2-2.5-5 steps of ten)
+ * that holds each address's ports in one block aligned to it (aligned),
+ * unless it is wider than the estimate from the span; else that estimate:
+ * the span widened by the expected gap at its ends, rounded up to such a
+ * width, each window centred on what was seen.  The two best
+ * observed addresses become the rule's two points.  Returns true and fills
+ * *out when windowed; false leaves *out zero.
+ */
+bool nc_classify_window(const struct nc_observation *obs, size_t n, struct nat_window *out);
 
 /* Hairpinning: two sockets behind the NAT sent to each other's mapped
  * address; either datagram arriving means the NAT hairpins.  Both are tried

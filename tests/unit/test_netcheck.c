@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: MIT
 /*
  * src/netcheck/: the NAT behaviour decisions (mapping, filtering, port
- * allocation, hairpinning) from made-up observations, the "nat" object's
- * JSON both ways with hostile input, and the probe engine against STUN
- * servers on loopback that drop, misdirect or refuse answers.
+ * allocation, hairpinning, windowed allocation) from made-up observations,
+ * the "nat" object's JSON (with its window) both ways with hostile input, and the probe engine
+ * against STUN servers on loopback that drop, misdirect or refuse answers.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -19,6 +19,7 @@
 
 #include <cmocka.h>
 
+#include "control/netmap.h"
 #include "crypto/crypto.h"
 #include "lib/clock.h"
 #include "lib/evloop.h"
@@ -153,7 +154,238 @@ static void test_names(void **state)
 	assert_string_equal(nc_allocation_name(NC_ALLOCATION_SEQUENTIAL), "sequential");
 	assert_string_equal(nc_mapping_name(NC_MAPPING_VARIES), "varies");
 	assert_string_equal(nc_filtering_name(NC_FILTERING_UNKNOWN), "unknown");
-	assert_string_equal(nc_allocation_name((enum nc_allocation)-1), "unknown");
+	assert_string_equal(nc_allocation_name((enum nc_allocation) - 1), "unknown");
+}
+
+/* --- windowed allocation ---------------------------------------------------- */
+
+#define WIN_N 16 /* sockets, as knitd's netcheck asks */
+
+static uint32_t xorshift(uint64_t *s)
+{
+	*s ^= *s << 13, *s ^= *s >> 7, *s ^= *s << 17;
+	return (uint32_t)(*s >> 11);
+}
+
+static union sockaddr_inet v4(uint32_t addr, uint16_t port)
+{
+	union sockaddr_inet e = {.in = {.sin_family = AF_INET,
+					.sin_addr.s_addr = htonl(addr),
+					.sin_port = htons(port)}};
+	return e;
+}
+
+#define NET    0xc6336400u /* 198.51.100.0 */
+#define RELAY  (NET | 2)
+#define ALT    (NET | 5)
+#define PUBLIC (NET | 11)
+
+/* WIN_N sockets each ask the relay (.2:3478) and its alternate (.5:3479);
+ * port(dst, i) is the NAT's answer for socket i.  Interleaved, as knitd
+ * sends them. */
+static size_t window_obs(struct nc_observation *o, unsigned (*port)(uint32_t, unsigned, uint64_t *),
+			 uint64_t *rng)
+{
+	size_t n = 0;
+
+	for (unsigned i = 0; i < WIN_N; i++) {
+		o[n].dst = v4(RELAY, 3478);
+		o[n].mapped = v4(PUBLIC, (uint16_t)port(RELAY, 2 * i, rng));
+		n++;
+		o[n].dst = v4(ALT, 3479);
+		o[n].mapped = v4(PUBLIC, (uint16_t)port(ALT, 2 * i + 1, rng));
+		n++;
+	}
+	return n;
+}
+
+/* lab/lib/nat.sh's seed ADM: a.b.c.X gets 40000 + 100X .. + 99, a random
+ * free one inside. */
+static unsigned seed_used[WIN_N * 2];
+static unsigned seed_adm(uint32_t dst, unsigned i, uint64_t *rng)
+{
+	unsigned base = 40000 + 100 * (dst & 0xff), p;
+	bool taken;
+
+	do {
+		p = base + xorshift(rng) % 100;
+		taken = false;
+		for (unsigned k = 0; k < i; k++)
+			taken |= seed_used[k] == p;
+	} while (taken);
+	seed_used[i] = p;
+	return p;
+}
+
+static unsigned random_ports(uint32_t dst, unsigned i, uint64_t *rng)
+{
+	return 1024 + xorshift(rng) % (65536 - 1024);
+}
+
+/* A sequential allocator: one port after the other, whatever the
+ * destination. */
+static unsigned sequential(uint32_t dst, unsigned i, uint64_t *rng)
+{
+	return 20000 + i;
+}
+
+/* An ADM whose per-address windows are 100 wide but not aligned to 100. */
+static unsigned offset_adm(uint32_t dst, unsigned i, uint64_t *rng)
+{
+	return 40050 + 100 * (dst & 0xff) + xorshift(rng) % 100;
+}
+
+static void test_window_seed_adm(void **state)
+{
+	struct nc_observation o[2 * WIN_N];
+	struct nat_window w;
+	uint16_t start;
+
+	/* Every seed: 100 wide, aligned, and the rule places the window
+	 * towards a peer's address (.12) and towards any other. */
+	for (uint64_t seed = 1; seed <= 2000; seed++) {
+		uint64_t rng = seed * 0x9e3779b97f4a7c15ULL;
+		size_t n = window_obs(o, seed_adm, &rng);
+		assert_true(nc_classify_window(o, n, &w));
+		assert_int_equal(w.width, 100);
+		assert_true(w.aligned);
+		assert_int_equal(nat_window_start(&w, NET | 12, &start), 0);
+		assert_int_equal(start, 41200);
+		assert_int_equal(nat_window_start(&w, NET | 1, &start), 0);
+		assert_int_equal(start, 40100);
+		assert_int_equal(nat_window_start(&w, NET | 254, &start), 0);
+		assert_int_equal(start, 65400);
+	}
+	/* Beyond the port range: no prediction. */
+	assert_int_equal(nat_window_start(&w, NET | 255 | 0x100, &start), -ERANGE);
+	assert_int_equal(nat_window_start(&w, 0, &start), -ENOENT);
+}
+
+static void test_window_not_windowed(void **state)
+{
+	struct nc_observation o[2 * WIN_N];
+	struct nat_window w;
+
+	/* Random ports over the whole range: never a window. */
+	for (uint64_t seed = 1; seed <= 2000; seed++) {
+		uint64_t rng = seed * 0x9e3779b97f4a7c15ULL;
+		size_t n = window_obs(o, random_ports, &rng);
+		assert_false(nc_classify_window(o, n, &w));
+		assert_int_equal(w.width, 0);
+	}
+	/* Sequential: narrow, but the same window for both addresses. */
+	assert_false(nc_classify_window(o, window_obs(o, sequential, NULL), &w));
+	/* Too few answers towards an address, or one address only. */
+	uint64_t rng = 7;
+	size_t n = window_obs(o, seed_adm, &rng);
+	assert_true(nc_classify_window(o, n, &w));
+	assert_false(nc_classify_window(o, 2 * (NC_WINDOW_MIN_SAMPLES - 1), &w));
+	for (size_t i = 1; i < n; i += 2)
+		o[i] = o[i - 1];
+	assert_false(nc_classify_window(o, n, &w));
+	/* IPv6 answers say nothing here. */
+	n = window_obs(o, seed_adm, &rng);
+	for (size_t i = 0; i < n; i++)
+		o[i].dst = ep("[2001:db8::1]:3478");
+	assert_false(nc_classify_window(o, n, &w));
+}
+
+static void test_window_unaligned(void **state)
+{
+	struct nc_observation o[2 * WIN_N];
+	struct nat_window w;
+	uint16_t start;
+
+	/* Windows that straddle the multiples of 100: found, not aligned, and
+	 * the prediction towards .12 (centres extrapolated 10/3 of the way
+	 * beyond what was seen) covers most of the real 41250..41349. */
+	unsigned most = 0;
+	for (uint64_t seed = 1; seed <= 2000; seed++) {
+		uint64_t rng = seed * 0x9e3779b97f4a7c15ULL;
+		size_t n = window_obs(o, offset_adm, &rng);
+		long lo, hi;
+		assert_true(nc_classify_window(o, n, &w));
+		assert_false(w.aligned);
+		assert_true(w.width >= 100 && w.width <= 128);
+		assert_int_equal(nat_window_start(&w, NET | 12, &start), 0);
+		lo = start > 41250 ? start : 41250;
+		hi = start + w.width < 41350 ? start + w.width : 41350;
+		assert_true(hi - lo >= 25);
+		most += hi - lo >= 70;
+	}
+	printf("unaligned: the prediction holds 70 of the 100 ports in %u of 2000\n", most);
+	assert_true(most >= 2000 * 95 / 100);
+}
+
+static void test_nat_json_window(void **state)
+{
+	struct nat_class c = {.udp = true,
+			      .mapping = NAT_MAP_ADM,
+			      .filtering = NAT_FILTER_ADPF,
+			      .window = {.width = 100,
+					 .aligned = true,
+					 .addr = {RELAY, ALT},
+					 .start = {40200, 40500}},
+			      .addr_v4 = PUBLIC},
+			 back;
+	json_t *j = netmap_nat_to_json(&c), *old;
+	char *text;
+
+	assert_non_null(j);
+	text = json_dumps(json_object_get(j, "window"), JSON_COMPACT | JSON_SORT_KEYS);
+	assert_string_equal(text,
+			    "{\"aligned\":true,\"points\":[{\"address\":\"198.51.100.2\","
+			    "\"start\":40200},{\"address\":\"198.51.100.5\",\"start\":40500}],"
+			    "\"width\":100}");
+	free(text);
+	assert_int_equal(netmap_nat_from_json(j, &back), 0);
+	/* Our own address is not shared: the peer's is its endpoint. */
+	c.addr_v4 = 0;
+	assert_memory_equal(&back, &c, sizeof(c));
+	/* Without a window: no field, and an old node's class reads as
+	 * before (no window). */
+	old = json_pack("{s:b,s:b,s:b,s:s,s:s}", "udp", 1, "public", 0, "port_mapped", 0, "mapping",
+			"adm", "filtering", "adpf");
+	assert_int_equal(netmap_nat_from_json(old, &back), 0);
+	assert_int_equal(back.window.width, 0);
+	assert_int_equal(back.mapping, NAT_MAP_ADM);
+	json_decref(old);
+	c.window.width = 0;
+	old = netmap_nat_to_json(&c);
+	assert_null(json_object_get(old, "window"));
+	json_decref(old);
+
+	/* Hostile windows: the class is refused whole. */
+	static const char *const bad[] = {
+		"{\"width\":0,\"aligned\":true,\"points\":[]}",
+		"{\"width\":513,\"aligned\":true,\"points\":[{\"address\":\"1.2.3.4\",\"start\":1},"
+		"{\"address\":\"1.2.3.5\",\"start\":2}]}",
+		"{\"width\":100,\"aligned\":1,\"points\":[{\"address\":\"1.2.3.4\",\"start\":1},"
+		"{\"address\":\"1.2.3.5\",\"start\":2}]}",
+		"{\"width\":100,\"aligned\":true,\"points\":[{\"address\":\"1.2.3.4\",\"start\":1}]"
+		"}",
+		"{\"width\":100,\"aligned\":true,\"points\":[{\"address\":\"1.2.3.4\",\"start\":1},"
+		"{\"address\":\"1.2.3.4\",\"start\":2}]}",
+		"{\"width\":100,\"aligned\":true,\"points\":[{\"address\":\"::1\",\"start\":1},"
+		"{\"address\":\"1.2.3.5\",\"start\":2}]}",
+		"{\"width\":100,\"aligned\":true,\"points\":[{\"address\":\"1.2.3.4\",\"start\":"
+		"65500},"
+		"{\"address\":\"1.2.3.5\",\"start\":2}]}",
+		"{\"width\":100,\"aligned\":true,\"points\":[{\"address\":\"1.2.3.4\",\"start\":0},"
+		"{\"address\":\"1.2.3.5\",\"start\":2}]}",
+		"{\"width\":100,\"aligned\":true,\"points\":[{\"address\":\"1.2.3.4\",\"start\":"
+		"\"1\"},"
+		"{\"address\":\"1.2.3.5\",\"start\":2}]}",
+		"[]",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		json_t *w = json_loads(bad[i], 0, NULL);
+		assert_non_null(w);
+		json_object_set_new(j, "window", w);
+		assert_int_equal(netmap_nat_from_json(j, &back), -EINVAL);
+		assert_int_equal(back.window.width, 0);
+	}
+	json_decref(j);
 }
 
 /* --- the probe engine, against STUN servers on loopback ------------------ */
@@ -416,6 +648,10 @@ int main(void)
 		cmocka_unit_test(test_allocation),
 		cmocka_unit_test(test_hairpin),
 		cmocka_unit_test(test_names),
+		cmocka_unit_test(test_window_seed_adm),
+		cmocka_unit_test(test_window_not_windowed),
+		cmocka_unit_test(test_window_unaligned),
+		cmocka_unit_test(test_nat_json_window),
 		cmocka_unit_test(test_engine_answers_and_retries),
 		cmocka_unit_test(test_engine_timeouts_and_refusals),
 		cmocka_unit_test(test_engine_change_request_and_datagram),
