@@ -13,12 +13,15 @@
  *      a 1:1 NAT only knows its private addresses): the node's socket asks
  *      A2:P1 and A2:P2 (mapping); two fresh sockets ask A1:P1 to answer
  *      from A2:P2 and from A1:P2 (filtering); eight sockets on consecutive
- *      ports ask A1:P1 one after the other (allocation); the hairpin sockets
- *      send to each other's mapped address.  Without such a relay, mapping
- *      comes from the relays' answers alone and filtering is unknown.
+ *      ports ask A1:P1 one after the other (allocation); sixteen fresh
+ *      sockets each ask A1:P1 and A2:P1 at once (windowed allocation: do
+ *      the ports towards one address stay in a window that moves with the
+ *      address?); the hairpin sockets send to each other's mapped address.  Without such a relay,
+ * mapping comes from the relays' answers alone and filtering is unknown.
  */
 #include "knitd/netcheck.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <ifaddrs.h>
 #include <netdb.h>
@@ -36,8 +39,9 @@
 #define SOCK_DEVICE (-2) /* the node's own UDP socket, through the device */
 #define MAX_TARGETS (2 * NETCHECK_MAX_RELAYS)
 #define P1_MAX	    (MAX_TARGETS + 2)
-#define P2_MAX	    (2 + 2 + NETCHECK_ALLOC_SOCKETS + 2)
-#define N_OWN_FDS   (4 + NETCHECK_ALLOC_SOCKETS)
+#define WIN_SOCKETS 16 /* 16 ports a window: its width, almost surely */
+#define P2_MAX	    (2 + 2 + NETCHECK_ALLOC_SOCKETS + 2 * WIN_SOCKETS + 2)
+#define N_OWN_FDS   (4 + NETCHECK_ALLOC_SOCKETS + WIN_SOCKETS)
 #define MS	    NSEC_PER_MSEC
 
 /* One relay's STUN server in one family. */
@@ -72,12 +76,15 @@ struct netcheck {
 	int fip_fd, fport_fd, hp_fd[2];
 	int alloc_fd[NETCHECK_ALLOC_SOCKETS];
 	unsigned alloc_port[NETCHECK_ALLOC_SOCKETS];
+	int win_fd[WIN_SOCKETS];
 	struct nc_probe p1[P1_MAX];
 	size_t n_p1;
 	int hp_probe[2]; /* in p1, -1: none */
 	struct nc_probe p2[P2_MAX];
 	size_t n_p2;
 	int map_probe[2], filt_probe[2], alloc_probe, hairpin_probe[2]; /* in p2 */
+	int win_probe; /* in p2: two a socket, to A1:P1 then A2:P1 */
+	unsigned n_win_probes;
 	union sockaddr_inet a1p1, a1p2, a2p1, a2p2;
 	bool have_alt;
 
@@ -154,6 +161,8 @@ static void close_own_sockets(struct netcheck *nc)
 
 	for (int i = 0; i < NETCHECK_ALLOC_SOCKETS; i++)
 		fds[4 + i] = &nc->alloc_fd[i];
+	for (int i = 0; i < WIN_SOCKETS; i++)
+		fds[4 + NETCHECK_ALLOC_SOCKETS + i] = &nc->win_fd[i];
 	for (int i = 0; i < N_OWN_FDS; i++) {
 		if (*fds[i] < 0)
 			continue;
@@ -205,6 +214,8 @@ static void open_own_sockets(struct netcheck *nc)
 
 	for (int i = 0; i < 4; i++)
 		*fds[i] = open_watched(nc, 0);
+	for (int i = 0; i < WIN_SOCKETS; i++)
+		nc->win_fd[i] = open_watched(nc, 0);
 	open_alloc_sockets(nc);
 }
 
@@ -319,7 +330,7 @@ static void start_round2(struct netcheck *nc)
 
 	nc->n_p2 = 0;
 	nc->map_probe[0] = nc->map_probe[1] = nc->filt_probe[0] = nc->filt_probe[1] = -1;
-	nc->alloc_probe = nc->hairpin_probe[0] = nc->hairpin_probe[1] = -1;
+	nc->alloc_probe = nc->hairpin_probe[0] = nc->hairpin_probe[1] = nc->win_probe = -1;
 	nc->have_alt = pick_alt(nc);
 	if (nc->have_alt) {
 		nc_probe_stun(&nc->p2[nc->map_probe[0] = p2_add(nc)], "mapping test to A2:P1",
@@ -344,6 +355,21 @@ static void start_round2(struct netcheck *nc)
 			nc_probe_stun(p, "port allocation test", nc->alloc_fd[i], dst, 0, NULL);
 			/* One after the other, in order of local port. */
 			p->after = i ? (int)(nc->n_p2 - 2) : -1;
+		}
+	}
+	if (nc->have_alt && nc->family == AF_INET) {
+		/* Interleaved, all at once: a sequential allocator's ports
+		 * then overlap between the two addresses. */
+		nc->win_probe = (int)nc->n_p2;
+		nc->n_win_probes = 0;
+		for (i = 0; i < WIN_SOCKETS; i++) {
+			if (nc->win_fd[i] < 0)
+				continue;
+			nc->n_win_probes += 2;
+			nc_probe_stun(&nc->p2[p2_add(nc)], "window test to A1:P1", nc->win_fd[i],
+				      &nc->a1p1, 0, NULL);
+			nc_probe_stun(&nc->p2[p2_add(nc)], "window test to A2:P1", nc->win_fd[i],
+				      &nc->a2p1, 0, NULL);
 		}
 	}
 	if (nc->hp_probe[0] >= 0 && nc->hp_probe[1] >= 0 &&
@@ -434,6 +460,25 @@ static void classify_allocation(struct netcheck *nc, struct netcheck_result *r)
 		ext[i] = nc_ep_port(&m);
 	}
 	r->allocation = nc_classify_allocation(nc->alloc_port, ext, NETCHECK_ALLOC_SOCKETS);
+}
+
+/* Windowed allocation from the window sockets' answers (the ones that came). */
+static void classify_window(struct netcheck *nc, struct netcheck_result *r)
+{
+	struct nc_observation obs[2 * WIN_SOCKETS];
+	size_t n = 0;
+
+	memset(&r->nat.window, 0, sizeof(r->nat.window));
+	if (nc->win_probe < 0)
+		return;
+	for (unsigned i = 0; i < nc->n_win_probes; i++) {
+		const struct nc_probe *p = &nc->p2[nc->win_probe + (int)i];
+		if (!done(nc->p2, nc->win_probe + (int)i))
+			continue;
+		obs[n].dst = p->dst;
+		nc_probe_mapped(p, &obs[n++].mapped);
+	}
+	nc_classify_window(obs, n, &r->nat.window);
 }
 
 static bool is_local_address(const union sockaddr_inet *a)
@@ -530,6 +575,8 @@ static void nat_class_of(struct netcheck_result *r)
 	r->nat.public_address = r->public_address;
 	r->nat.mapping = maps[r->mapping];
 	r->nat.filtering = filters[r->filtering];
+	r->nat.addr_v4 =
+		r->mapped_v4.sa.sa_family == AF_INET ? ntohl(r->mapped_v4.in.sin_addr.s_addr) : 0;
 }
 
 /* What a change must touch to be reported: not latency, not the time. */
@@ -551,10 +598,10 @@ static void report(struct netcheck *nc)
 	nc->reported = nc->result;
 	nc->has_reported = true;
 	log_info("netcheck udp=%d ipv4=%d ipv6=%d mapping=%s filtering=%s allocation=%s "
-		 "hairpin=%s public=%d",
+		 "window=%u hairpin=%s public=%d",
 		 nc->result.udp, nc->result.ipv4, nc->result.ipv6,
 		 nc_mapping_name(nc->result.mapping), nc_filtering_name(nc->result.filtering),
-		 nc_allocation_name(nc->result.allocation),
+		 nc_allocation_name(nc->result.allocation), nc->result.nat.window.width,
 		 nc->result.hairpin == NC_UNKNOWN ? "unknown"
 		 : nc->result.hairpin == NC_YES	  ? "yes"
 						  : "no",
@@ -578,6 +625,7 @@ static void finish(struct netcheck *nc)
 	classify_mapping(nc, &r);
 	classify_filtering(nc, &r);
 	classify_allocation(nc, &r);
+	classify_window(nc, &r);
 	r.hairpin = nc->hairpin_probe[0] >= 0
 			    ? nc_classify_hairpin(done(nc->p2, nc->hairpin_probe[0]),
 						  done(nc->p2, nc->hairpin_probe[1]))
@@ -736,9 +784,31 @@ static json_t *rtt_json(uint64_t ns)
 	return ns ? json_integer((json_int_t)(ns / 1000 ? ns / 1000 : 1)) : json_null();
 }
 
+/* The window and its prediction rule, or null: not windowed (or not
+ * checked). */
+static json_t *port_window_json(const struct nat_window *w)
+{
+	char a[INET_ADDRSTRLEN], rule[160];
+	struct in_addr in = {.s_addr = htonl(w->addr[0])};
+	double step;
+	json_t *j, *nat;
+
+	if (!w->width)
+		return json_null();
+	step = ((double)w->start[1] - w->start[0]) / ((double)w->addr[1] - w->addr[0]);
+	inet_ntop(AF_INET, &in, a, sizeof(a));
+	snprintf(rule, sizeof(rule), "start(d) = %u + %g * (d - %s)%s", w->start[0], step, a,
+		 w->aligned ? ", rounded to a multiple of the width" : ", rounded");
+	nat = netmap_nat_to_json(&(struct nat_class){.window = *w});
+	j = json_pack("{s:i,s:b,s:O,s:f,s:s}", "width", w->width, "aligned", w->aligned, "observed",
+		      json_object_get(nat, "points"), "step_per_address", step, "rule", rule);
+	json_decref(nat);
+	return j ? j : json_null();
+}
+
 json_t *netcheck_result_json(const struct netcheck_result *r)
 {
-	json_t *relays = json_array(), *portmap;
+	json_t *relays = json_array(), *portmap, *j;
 
 	for (unsigned i = 0; relays && i < r->n_relays; i++) {
 		const struct netcheck_relay_result *rr = &r->relays[i];
@@ -751,16 +821,19 @@ json_t *netcheck_result_json(const struct netcheck_result *r)
 	portmap = r->portmap_known ? json_pack("{s:b,s:b,s:b}", "pcp", r->pcp, "nat_pmp", r->natpmp,
 					       "upnp", r->upnp)
 				   : json_null();
-	return json_pack("{s:b,s:b,s:b,s:o,s:o,s:s,s:s,s:s,s:o,s:b,s:o,s:i,s:o,s:I,s:I,s:o}", "udp",
-			 r->udp, "ipv4", r->ipv4, "ipv6", r->ipv6, "mapped_v4",
-			 endpoint_json(&r->mapped_v4), "mapped_v6", endpoint_json(&r->mapped_v6),
-			 "mapping", nc_mapping_name(r->mapping), "filtering",
-			 nc_filtering_name(r->filtering), "allocation",
-			 nc_allocation_name(r->allocation), "hairpin", tristate_json(r->hairpin),
-			 "public_address", r->public_address, "portmap", portmap, "home_relay",
-			 r->home_relay, "relays", relays ? relays : json_array(), "checked_at",
-			 (json_int_t)(r->at_wall_ns / NSEC_PER_SEC), "duration_ms",
-			 (json_int_t)(r->duration_ns / MS), "nat", netmap_nat_to_json(&r->nat));
+	j = json_pack("{s:b,s:b,s:b,s:o,s:o,s:s,s:s,s:s,s:o,s:b,s:o,s:i,s:o,s:I,s:I,s:o}", "udp",
+		      r->udp, "ipv4", r->ipv4, "ipv6", r->ipv6, "mapped_v4",
+		      endpoint_json(&r->mapped_v4), "mapped_v6", endpoint_json(&r->mapped_v6),
+		      "mapping", nc_mapping_name(r->mapping), "filtering",
+		      nc_filtering_name(r->filtering), "allocation",
+		      nc_allocation_name(r->allocation), "hairpin", tristate_json(r->hairpin),
+		      "public_address", r->public_address, "portmap", portmap, "home_relay",
+		      r->home_relay, "relays", relays ? relays : json_array(), "checked_at",
+		      (json_int_t)(r->at_wall_ns / NSEC_PER_SEC), "duration_ms",
+		      (json_int_t)(r->duration_ns / MS), "nat", netmap_nat_to_json(&r->nat));
+	if (j)
+		json_object_set_new(j, "port_window", port_window_json(&r->nat.window));
+	return j;
 }
 
 static void answer(struct netcheck *nc, struct api_conn *c, bool stale)
@@ -849,6 +922,8 @@ int netcheck_new(struct netcheck **out, struct evloop *loop, struct wg_device *d
 	nc->fip_fd = nc->fport_fd = nc->hp_fd[0] = nc->hp_fd[1] = -1;
 	for (int i = 0; i < NETCHECK_ALLOC_SOCKETS; i++)
 		nc->alloc_fd[i] = -1;
+	for (int i = 0; i < WIN_SOCKETS; i++)
+		nc->win_fd[i] = -1;
 	ev_timer_init(&nc->periodic, on_periodic, nc);
 	ev_timer_init(&nc->relays_delay, on_relays_delay, nc);
 	ev_timer_init(&nc->api_deadline, on_api_deadline, nc);
