@@ -14,15 +14,16 @@
 #include "lib/clock.h"
 #include "lib/log.h"
 
-#define MS	  1000000ULL
-#define TICK_MS	  25 /* the spray goes out in small bursts */
-#define REOPEN_MS 2000
+#define MS	       1000000ULL
+#define TICK_MS	       25 /* the spray goes out in small bursts */
+#define REOPEN_MS      2000
 #define SPRAY_DELAY_MS 300 /* let the opener's mappings exist first */
 
 struct search {
 	struct peer_paths *pp;
 	bool opener;
 	bool running;
+	struct plan plan; /* the role and the ports aimed at, when it started */
 	union sockaddr_inet target;
 	uint8_t txid[DISCO_TXID_LEN];
 	int fds[PLAN_SEARCH_SOCKETS];
@@ -36,6 +37,13 @@ struct search {
 static struct evloop *loop_of(const struct search *s)
 {
 	return s->pp->owner->loop;
+}
+
+static const char *role_name(enum search_role r)
+{
+	static const char *const names[] = {"open", "spray", "sweep", "open-sweep"};
+
+	return (unsigned)r < sizeof(names) / sizeof(names[0]) ? names[r] : "?";
 }
 
 static void close_losers(struct search *s)
@@ -60,7 +68,7 @@ static void stop(struct search *s, const char *how)
 	close_losers(s);
 	snprintf(who, sizeof(who), "%s", s->pp->name);
 	log_info("birthday search done peer=%s role=%s result=%s sockets=%u probes=%u ms=%llu", who,
-		 s->opener ? "open" : "spray", how, s->n_fds, s->sent,
+		 role_name(s->plan.role), how, s->n_fds, s->sent,
 		 (unsigned long long)((clock_mono_ns() - s->started_ns) / MS));
 }
 
@@ -84,39 +92,79 @@ static void on_socket(struct evloop *loop, int fd, uint32_t events, void *arg)
 	}
 }
 
+/* Socket number i of ours, opened when first needed; -1 when no more can
+ * be (fewer sockets, lower odds: still worth it). */
+static int own_socket(struct search *s, unsigned i)
+{
+	struct sockaddr_in any = {.sin_family = AF_INET};
+	int fd;
+
+	if (i < s->n_fds)
+		return s->fds[i];
+	if (i != s->n_fds || i >= PLAN_SEARCH_SOCKETS)
+		return -1;
+	fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&any, sizeof(any)) < 0 ||
+	    evloop_add_fd(loop_of(s), fd, EPOLLIN, on_socket, s) < 0) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	s->fds[s->n_fds++] = fd;
+	return fd;
+}
+
 static void open_mappings(struct search *s)
 {
 	uint8_t pkt[DISCO_MAX_PACKET];
 
-	for (unsigned i = 0; i < PLAN_SEARCH_SOCKETS; i++) {
-		int n;
-		if (i == s->n_fds) {
-			struct sockaddr_in any = {.sin_family = AF_INET};
-			int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-			if (fd < 0 || bind(fd, (struct sockaddr *)&any, sizeof(any)) < 0 ||
-			    evloop_add_fd(loop_of(s), fd, EPOLLIN, on_socket, s) < 0) {
-				if (fd >= 0)
-					close(fd);
-				return; /* fewer sockets, lower odds: still worth it */
-			}
-			s->fds[s->n_fds++] = fd;
-		}
+	for (unsigned i = 0; i < s->plan.sockets; i++) {
+		int n, fd = own_socket(s, i);
+		if (fd < 0)
+			return;
 		n = paths_seal_ping(s->pp, pkt, sizeof(pkt), s->txid);
 		if (n > 0)
-			sendto(s->fds[i], pkt, (size_t)n, 0, &s->target.sa, sizeof(s->target.in));
+			sendto(fd, pkt, (size_t)n, 0, &s->target.sa, sizeof(s->target.in));
 	}
 }
 
-static void spray(struct search *s, unsigned count)
+/* The probes due by now (rate a second since spraying began), aimed as the
+ * plan says (traversal/plan.h's search_probe): from the node's socket, or
+ * from sockets of our own for SEARCH_OPEN_SWEEP. */
+static void spray(struct search *s, uint64_t since_ns)
 {
 	uint8_t pkt[DISCO_MAX_PACKET];
 	union sockaddr_inet to = s->target;
+	uint64_t due = (uint64_t)s->plan.rate * (since_ns / MS) / 1000 + 1;
 	int n = paths_seal_ping(s->pp, pkt, sizeof(pkt), s->txid);
 
-	for (unsigned i = 0; n > 0 && i < count && s->sent < PLAN_SEARCH_PROBES; i++, s->sent++) {
-		to.in.sin_port = htons((uint16_t)(1024 + random_u32() % (65536 - 1024)));
-		paths_send_aside(s->pp, &to, pkt, (size_t)n);
+	for (; n > 0 && s->sent < due && s->sent < s->plan.probes; s->sent++) {
+		unsigned sock;
+		to.in.sin_port = htons(search_probe(&s->plan, s->sent, random_u32(), &sock));
+		if (s->plan.role != SEARCH_OPEN_SWEEP) {
+			paths_send_aside(s->pp, &to, pkt, (size_t)n);
+			continue;
+		}
+		int fd = own_socket(s, sock);
+		if (fd < 0 && s->n_fds)
+			fd = s->fds[sock % s->n_fds];
+		if (fd >= 0)
+			sendto(fd, pkt, (size_t)n, 0, &to.sa, sizeof(to.in));
 	}
+}
+
+/* The path manager found a direct path (a pong to our probes, or a ping
+ * that got in): keep the socket it uses, if ours, and stop probing. */
+static bool found(struct search *s)
+{
+	const struct peer_paths *pp = s->pp;
+
+	if (pp->best < 0)
+		return false;
+	for (unsigned i = 0; i < s->n_fds && s->winner < 0; i++)
+		if (s->fds[i] >= 0 && s->fds[i] == pp->cands[pp->best].fd)
+			s->winner = s->fds[i];
+	return true;
 }
 
 static void tick(struct evloop *loop, struct ev_timer *t, void *arg)
@@ -124,15 +172,22 @@ static void tick(struct evloop *loop, struct ev_timer *t, void *arg)
 	struct search *s = arg;
 	uint64_t now = clock_mono_ns();
 
+	if (found(s)) {
+		stop(s, "found");
+		return;
+	}
 	if (now - s->started_ns > PLAN_SEARCH_SECONDS * 1000 * MS) {
 		stop(s, "nothing within the budget");
 		return;
 	}
-	if (s->opener && now >= s->next_open_ns) {
+	if (s->plan.role == SEARCH_OPEN && now >= s->next_open_ns) {
 		open_mappings(s); /* again now and then: keep the mappings alive */
 		s->next_open_ns = now + REOPEN_MS * MS;
-	} else if (!s->opener && now - s->started_ns >= SPRAY_DELAY_MS * MS) {
-		spray(s, PLAN_SEARCH_RATE * TICK_MS / 1000);
+	} else if (s->plan.role == SEARCH_SPRAY && now - s->started_ns >= SPRAY_DELAY_MS * MS) {
+		/* Classic: the opener's mappings exist first. */
+		spray(s, now - s->started_ns - SPRAY_DELAY_MS * MS);
+	} else if (s->plan.role == SEARCH_SWEEP || s->plan.role == SEARCH_OPEN_SWEEP) {
+		spray(s, now - s->started_ns);
 	}
 	evloop_timer_arm(loop, t, now + TICK_MS * MS);
 }
@@ -145,6 +200,19 @@ int search_start(struct search **out, struct peer_paths *pp, bool opener,
 	if (!s)
 		return -ENOMEM;
 	s->pp = pp;
+	s->plan = pp->plan;
+	/* The plan says who opens; a caller's word against it means an older
+	 * plan: classic roles then. */
+	if (pp->plan.kind != PLAN_SEARCH || pp->plan.i_open != opener) {
+		s->plan = (struct plan){.kind = PLAN_SEARCH,
+					.i_open = opener,
+					.role = opener ? SEARCH_OPEN : SEARCH_SPRAY,
+					.lo = 1024,
+					.n = 65536 - 1024,
+					.sockets = opener ? PLAN_SEARCH_SOCKETS : 0,
+					.probes = opener ? 0 : PLAN_SEARCH_PROBES,
+					.rate = PLAN_SEARCH_RATE};
+	}
 	s->opener = opener;
 	s->running = true;
 	s->winner = -1;

@@ -1,15 +1,22 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The birthday search, for the NAT pairs plain punching cannot open
- * (traversal/plan.h).  The opening side makes PLAN_SEARCH_SOCKETS mappings
- * by sending a disco ping from as many sockets of its own to the peer's
- * known address; the spraying side sends disco pings from its one socket to
- * random ports of the opener's public address, at most PLAN_SEARCH_RATE a
- * second and PLAN_SEARCH_PROBES in all.  A probe that lands on one of the
- * mappings is answered from that socket, which then carries the peer's
- * traffic (the data plane reaches it through the relay-path hand-off, relay
- * id 0).  Bounded: 256 sockets, 15 s, then the sockets close and the peer
- * stays on its relay until a later try.
+ * (traversal/plan.h).  The plan gives each side a role:
+ *   - SEARCH_OPEN: PLAN_SEARCH_SOCKETS sockets of our own each send a disco
+ *     ping to the peer's known address (again every 2 s);
+ *   - SEARCH_SPRAY: the node's socket sends disco pings to ports of the
+ *     peer's public address: the peer's window when it has one, else random
+ *     ports of the whole range;
+ *   - SEARCH_SWEEP: the node's socket pings every port of the peer's
+ *     window, over and over;
+ *   - SEARCH_OPEN_SWEEP: sockets of our own each ping every port of the
+ *     peer's window in turn (every one a fresh mapping of ours).
+ * Probes go at the plan's rate, up to its count (search_probe aims them).
+ * A probe that lands is answered from where it landed; a socket of ours
+ * that wins then carries the peer's traffic (the data plane reaches it
+ * through the relay-path hand-off, relay id 0).  Bounded: 256 sockets,
+ * 15 s, then the sockets close and the peer stays on its relay until a
+ * later try.
  */
 #ifndef KNIT_KNITD_SEARCH_H
 #define KNIT_KNITD_SEARCH_H
