@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include "knitd/relays.h"
 
+#include <errno.h>
 #include <string.h>
 
 #include "crypto/crypto.h"
@@ -10,7 +11,8 @@
 #include "relay/client.h"
 #include "stun/stun.h"
 
-#define MS 1000000ULL
+#define MS		   1000000ULL
+#define RELAYS_DROP_LOG_MS 5000
 
 static struct relay_slot *slot_by_id(struct relays *r, int id)
 {
@@ -67,6 +69,23 @@ static struct relay_client *client_for(struct relays *r, struct relay_slot *s)
 	return s->client;
 }
 
+/* A relay connection that cannot take packets as fast as they come (its
+ * socket and its queue are full) drops them: say so, at most every 5 s. */
+static void note_drop(struct relay_slot *s)
+{
+	uint64_t now;
+
+	s->tx_dropped++;
+	now = clock_mono_ns();
+	if (s->drop_logged_ns && now - s->drop_logged_ns < RELAYS_DROP_LOG_MS * MS)
+		return;
+	s->drop_logged_ns = now;
+	log_warn("relay send queue full, packets dropped relay=%d host=%s dropped=%llu "
+		 "queue_bytes=%u",
+		 s->info.id, s->info.host, (unsigned long long)s->tx_dropped,
+		 RELAY_CLIENT_QUEUE_BYTES);
+}
+
 void relays_send(void *arg, uint16_t relay_id, const uint8_t key[32], const uint8_t *pkt,
 		 size_t len)
 {
@@ -74,8 +93,8 @@ void relays_send(void *arg, uint16_t relay_id, const uint8_t key[32], const uint
 	struct relay_slot *s = slot_by_id(r, relay_id);
 	struct relay_client *c = s ? client_for(r, s) : NULL;
 
-	if (c)
-		relay_client_send(c, key, pkt, len);
+	if (c && relay_client_send(c, key, pkt, len) == -ENOBUFS)
+		note_drop(s);
 }
 
 static void send_probe(struct relays *r, struct relay_slot *s)

@@ -26,9 +26,11 @@ struct relay_slot {
 	struct relay_client *client; /* NULL until used */
 	uint8_t txid[12];	     /* outstanding STUN probe */
 	uint64_t probe_sent_ns;
-	uint64_t rtt_ns; /* last measured, 0 = none */
-	unsigned misses; /* probes in a row without an answer */
+	uint64_t rtt_ns;	    /* last measured, 0 = none */
+	unsigned misses;	    /* probes in a row without an answer */
 	union sockaddr_inet mapped; /* what the relay's STUN saw */
+	uint64_t tx_dropped;	    /* its send queue was full */
+	uint64_t drop_logged_ns;    /* the last warning about it */
 	struct relays *owner;
 };
 

@@ -21,7 +21,7 @@
 
 #include "lib/evloop.h"
 
-#define RELAY_CLIENT_QUEUE_BYTES    (512u * 1024)
+#define RELAY_CLIENT_QUEUE_BYTES    (2048u * 1024)
 #define RELAY_CLIENT_BACKOFF_MIN_MS 100
 #define RELAY_CLIENT_BACKOFF_MAX_MS 10000
 #define RELAY_CLIENT_HANDSHAKE_MS   10000 /* connect + upgrade + proof */
