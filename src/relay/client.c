@@ -144,10 +144,9 @@ static int queue_frame(struct relay_client *c, uint8_t type, const void *a, size
 {
 	int ret = relay_txq_frame(&c->tx, type, a, alen, b, blen);
 
-	if (ret == 0) {
-		c->last_tx_ns = clock_mono_ns();
+	/* last_tx_ns is stamped by the flush: no clock read per packet. */
+	if (ret == 0)
 		schedule_flush(c);
-	}
 	return ret;
 }
 
@@ -157,6 +156,8 @@ static void flush_now(struct relay_client *c)
 
 	if (c->fd < 0 || c->state == CONNECTING)
 		return;
+	if (!relay_txq_empty(&c->tx))
+		c->last_tx_ns = clock_mono_ns();
 	ret = relay_txq_flush(&c->tx, c->fd);
 	if (ret == -EAGAIN) {
 		set_out(c, true);
