@@ -801,7 +801,8 @@ static json_t *port_window_json(const struct nat_window *w)
 		 w->aligned ? ", rounded to a multiple of the width" : ", rounded");
 	nat = netmap_nat_to_json(&(struct nat_class){.window = *w});
 	j = json_pack("{s:i,s:b,s:O,s:f,s:s}", "width", w->width, "aligned", w->aligned, "observed",
-		      json_object_get(nat, "points"), "step_per_address", step, "rule", rule);
+		      json_object_get(json_object_get(nat, "window"), "points"), "step_per_address",
+		      step, "rule", rule);
 	json_decref(nat);
 	return j ? j : json_null();
 }
