@@ -118,8 +118,22 @@ static void answer(struct stun_sock *in, const uint8_t *req, size_t len,
 	} else {
 		n = stun_build_binding_response(out, sizeof(out), msg.txid, from, NULL, NULL);
 	}
-	if (n > 0)
-		send_answer(via, out, n, from, from_len);
+	if (n <= 0)
+		return;
+	if (msg.has_response_port && msg.response_port) {
+		/* RFC 5780 7.5: to the request's source address, that port: a
+		 * node asks whether another of its mappings is still open.
+		 * Only the asker's own address can be reached this way. */
+		struct sockaddr_storage to = *from;
+
+		if (to.ss_family == AF_INET)
+			((struct sockaddr_in *)&to)->sin_port = htons(msg.response_port);
+		else
+			((struct sockaddr_in6 *)&to)->sin6_port = htons(msg.response_port);
+		send_answer(via, out, n, &to, from_len);
+		return;
+	}
+	send_answer(via, out, n, from, from_len);
 }
 
 static void on_readable(struct evloop *loop, int fd, uint32_t events, void *arg)

@@ -17,6 +17,7 @@
 #include "crypto/crypto.h"
 #include "disco/disco.h"
 #include "knitd/api.h"
+#include "knitd/lifetime.h"
 #include "knitd/netcheck.h"
 #include "knitd/paths.h"
 #include "knitd/relays.h"
@@ -52,6 +53,9 @@ struct overlay {
 	struct paths paths;
 	struct portmap *portmap; /* NAT-PMP, PCP, UPnP: a public port, maybe */
 	struct netcheck *nc;
+	struct lifetime *lifetime; /* how long our NAT keeps an idle mapping */
+	struct lifetime_result lifetime_res;
+	struct nat_class lifetime_nat; /* the NAT it measured, to redo it on a change */
 	bool has_nat;
 	struct nat_class nat; /* ours: declared, or from netcheck */
 	uint8_t node_priv[32], node_pub[32], disco_priv[32], disco_pub[32];
@@ -692,6 +696,22 @@ static json_t *peer_status(struct overlay *ov, const struct netmap_peer *np)
 	return j;
 }
 
+/* What the lifetime probe found: {"state": "measuring" | "measured" |
+ * "unknown", "survived_ms", "failed_ms" (null when it survived every step),
+ * "why" (when unknown)}. */
+static json_t *lifetime_json(struct overlay *ov)
+{
+	const struct lifetime_result *r = &ov->lifetime_res;
+
+	if (lifetime_running(ov->lifetime))
+		return json_pack("{s:s}", "state", "measuring");
+	if (!r->valid)
+		return json_pack("{s:s,s:s}", "state", "unknown", "why",
+				 r->why[0] ? r->why : "not measured yet");
+	return json_pack("{s:s,s:I,s:o}", "state", "measured", "survived_ms", (json_int_t)r->idle_ms,
+			 "failed_ms", r->at_least ? json_null() : json_integer(r->failed_ms));
+}
+
 static void api_status(struct overlay *ov, struct api_conn *c, bool ip_only)
 {
 	char v4[INET_ADDRSTRLEN] = "", v6[INET6_ADDRSTRLEN] = "", key[45];
@@ -713,6 +733,8 @@ static void api_status(struct overlay *ov, struct api_conn *c, bool ip_only)
 			 ov->have_self ? ov->self.name : "", "node_key", key, "ipv4", v4, "ipv6", v6,
 			 "endpoints", endpoints_json(ov), "home_relay", ov->relays.home, "port",
 			 ov->dev->listen_port);
+	json_object_set_new(self, "mapping_lifetime", lifetime_json(ov));
+	json_object_set_new(self, "idle_keepalive_ms", json_integer(ov->paths.idle_keepalive_ms));
 	for (size_t b = 0; b < PEER_BUCKETS; b++)
 		for (struct opeer *p = ov->peers[b]; p; p = p->next)
 			json_array_append_new(peers, peer_status(ov, &p->p));
@@ -867,13 +889,64 @@ static void set_nat(struct overlay *ov, const struct nat_class *c)
 	send_update(ov);
 }
 
+static void on_lifetime(void *arg, const struct lifetime_result *r)
+{
+	struct overlay *ov = arg;
+
+	ov->lifetime_res = *r;
+	if (!r->valid) {
+		log_warn("mapping lifetime not measured why=\"%s\"", r->why);
+		return;
+	}
+	log_info("mapping lifetime survived_ms=%u failed_ms=%u%s", r->idle_ms, r->failed_ms,
+		 r->at_least ? " (every step)" : "");
+	paths_set_mapping_lifetime(&ov->paths, r->idle_ms, r->at_least);
+}
+
+static const struct lifetime_ops lifetime_ops = {.done = on_lifetime};
+
+/* The home relay's STUN server, which also answers RESPONSE-PORT. */
+static bool home_stun(struct overlay *ov, union sockaddr_inet *out)
+{
+	char text[NETMAP_HOST_LEN + 16];
+
+	for (unsigned i = 0; i < ov->relays.n; i++) {
+		const struct netmap_relay *r = &ov->relays.slots[i].info;
+		if (r->id != ov->relays.home)
+			continue;
+		snprintf(text, sizeof(text), strchr(r->host, ':') ? "[%s]:%u" : "%s:%u", r->host,
+			 r->stun_port);
+		return endpoint_parse(text, true, out) == 0;
+	}
+	return false;
+}
+
+/* Measures the mapping lifetime once UDP is known to work, and again when
+ * the NAT in front of us is another one (the node moved). */
+static void maybe_measure_lifetime(struct overlay *ov, const struct nat_class *c)
+{
+	union sockaddr_inet stun;
+
+	if (!ov->lifetime || !c->udp || lifetime_running(ov->lifetime))
+		return;
+	if (ov->lifetime_res.valid && ov->lifetime_nat.mapping == c->mapping &&
+	    ov->lifetime_nat.filtering == c->filtering)
+		return;
+	if (!home_stun(ov, &stun) || lifetime_start(ov->lifetime, &stun) < 0)
+		return;
+	ov->lifetime_nat = *c;
+}
+
 /* netcheck measured our NAT anew: peers plan with it (unless declared). */
 static void on_netcheck(void *arg, const struct netcheck_result *r)
 {
 	struct overlay *ov = arg;
 
-	if (!ov->o->nat_class && r->valid)
+	if (!r->valid)
+		return;
+	if (!ov->o->nat_class)
 		set_nat(ov, &r->nat);
+	maybe_measure_lifetime(ov, &r->nat);
 }
 
 static int home_relay_of(void *arg)
@@ -990,6 +1063,8 @@ int overlay_run(const struct overlay_options *o)
 	if (netcheck_new(&ov->nc, ov->loop, ov->dev, &nc_ops) < 0)
 		log_warn("no netcheck (cannot start it)");
 	netcheck_set_portmap(ov->nc, ov->portmap);
+	if (lifetime_new(&ov->lifetime, ov->loop, NULL, 0, &lifetime_ops, ov) < 0)
+		log_warn("no mapping lifetime probe (out of memory)");
 	if (o->nat_class) {
 		struct nat_class c;
 		if (parse_nat_class(o->nat_class, &c) < 0) {
@@ -1010,6 +1085,7 @@ out:
 	stop_control(ov);
 	netcheck_set_portmap(ov->nc, NULL);
 	netcheck_free(ov->nc);
+	lifetime_free(ov->lifetime);
 	portmap_free(ov->portmap);
 	api_server_free(ov->api);
 	if (ov->dev) {

@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <ifaddrs.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -129,6 +130,12 @@ static void send_ping(struct paths *p, struct peer_paths *pp, const union sockad
 static void ping_cand(struct paths *p, struct peer_paths *pp, const struct path_cand *c)
 {
 	send_ping_fd(p, pp, &c->ep, c->fd);
+	if (pp->best >= 0 && c == &pp->cands[pp->best]) {
+		uint64_t now = clock_mono_ns();
+		pp->keepalive_ns = now;
+		if (!pp->unanswered_ns)
+			pp->unanswered_ns = now;
+	}
 }
 
 static void send_call_me_maybe(struct paths *p, struct peer_paths *pp)
@@ -227,6 +234,8 @@ static void choose(struct paths *p, struct peer_paths *pp)
 	pp->best = best;
 	pp->reason[0] = '\0';
 	pp->failures = 0;
+	pp->unanswered_ns = 0;
+	pp->keepalive_ns = now;
 	if (pp->cands[best].fd >= 0) {
 		/* A search socket of ours: the data plane hands the peer's
 		 * packets to the event loop (relay id 0), paths_send_aux(). */
@@ -365,13 +374,48 @@ static void ping_all(struct paths *p, struct peer_paths *pp)
 			ping_cand(p, pp, &pp->cands[i]);
 }
 
+/* Data moved either way in the last PATHS_ACTIVE_MS. */
+static bool peer_active(struct paths *p, struct peer_paths *pp, uint64_t now)
+{
+	struct wg_peer *wp = device_find_peer(p->dev, pp->node_key);
+	uint64_t bytes;
+
+	if (!wp)
+		return false;
+	bytes = atomic_load_explicit(&wp->rx_bytes, memory_order_relaxed) +
+		atomic_load_explicit(&wp->tx_bytes, memory_order_relaxed);
+	if (bytes != pp->bytes_seen) {
+		pp->bytes_seen = bytes;
+		pp->active_ns = now;
+	}
+	return pp->active_ns && now - pp->active_ns < PATHS_ACTIVE_MS * MS;
+}
+
+/* While data flows, the best path is pinged every 500 ms, so that a dead
+ * path is left within PATHS_DEAD_MS and a half; while the peer is idle,
+ * just often enough that our NAT keeps the mapping (half the lifetime the
+ * probe measured); after a ping goes unanswered, every 500 ms again.  Now
+ * and then, while data flows, every candidate is pinged for a better path. */
+static void keepalive(struct paths *p, struct peer_paths *pp, uint64_t now)
+{
+	bool active = peer_active(p, pp, now);
+	uint64_t every = active || pp->unanswered_ns ? PATHS_HEARTBEAT_MS : p->idle_keepalive_ms;
+
+	if (active && now - pp->started_ns > PATHS_REPROBE_MS * MS) {
+		pp->started_ns = now;
+		ping_all(p, pp);
+	} else if (now - pp->keepalive_ns >= every * MS) {
+		ping_cand(p, pp, &pp->cands[pp->best]);
+	}
+}
+
 static void peer_timer(struct evloop *loop, struct ev_timer *t, void *arg)
 {
 	struct peer_paths *pp = arg;
 	struct paths *p = pp->owner;
 	uint64_t now = clock_mono_ns();
 
-	if (pp->best >= 0 && now - pp->cands[pp->best].pong_ns > PATHS_TRUST_MS * MS) {
+	if (pp->best >= 0 && pp->unanswered_ns && now - pp->unanswered_ns >= PATHS_DEAD_MS * MS) {
 		use_relay(p, pp, "direct path stopped answering");
 		start_discovery(p, pp);
 		return;
@@ -387,14 +431,7 @@ static void peer_timer(struct evloop *loop, struct ev_timer *t, void *arg)
 		}
 	}
 	if (pp->best >= 0) {
-		/* Keep it alive and know when it dies; now and then look for
-		 * something better. */
-		if (now - pp->started_ns > PATHS_REPROBE_MS * MS) {
-			pp->started_ns = now;
-			ping_all(p, pp);
-		} else {
-			ping_cand(p, pp, &pp->cands[pp->best]);
-		}
+		keepalive(p, pp, now);
 		arm(p, pp, PATHS_HEARTBEAT_MS);
 		return;
 	}
@@ -468,8 +505,11 @@ void paths_peer_update(struct paths *p, const struct netmap_peer *np)
 	snprintf(pp->name, sizeof(pp->name), "%s", np->name);
 	pp->home_relay = np->home_relay;
 	pp->online = np->online;
-	if (np->has_nat && (!pp->has_nat || memcmp(&pp->nat, &np->nat, sizeof(np->nat)))) {
-		pp->has_nat = true;
+	/* Control clears a node's class when it logs in again: a class left
+	 * from its last run (another NAT, maybe) must not plan this one. */
+	if (np->has_nat != pp->has_nat ||
+	    (np->has_nat && memcmp(&pp->nat, &np->nat, sizeof(np->nat)))) {
+		pp->has_nat = np->has_nat;
 		pp->nat = np->nat;
 		fresh = true; /* a new plan */
 	}
@@ -557,6 +597,8 @@ static void on_pong(struct paths *p, struct peer_paths *pp, const struct disco_m
 		    (c = add_candidate_fd(pp, &pg->to, false, fd)) >= 0) {
 			pp->cands[c].pong_ns = now;
 			pp->cands[c].rtt_ns = pg->sent_ns;
+			if (c == pp->best)
+				pp->unanswered_ns = 0; /* the path answers */
 			choose(p, pp);
 		}
 		memset(pg, 0, sizeof(*pg));
@@ -669,6 +711,23 @@ void paths_set_self_nat(struct paths *p, const struct nat_class *nat)
 			start_discovery(p, pp);
 }
 
+void paths_set_mapping_lifetime(struct paths *p, unsigned idle_ms, bool at_least)
+{
+	unsigned every = idle_ms / 2;
+
+	/* A lifetime is at least what the mapping survived: keep it alive at
+	 * half that, never more often than the heartbeat and never less than
+	 * every 25 s (a NAT that kept it for two minutes may still forget it
+	 * sooner under load). */
+	if (every < PATHS_HEARTBEAT_MS)
+		every = PATHS_HEARTBEAT_MS;
+	if (every > PATHS_IDLE_KEEPALIVE_MAX_MS)
+		every = PATHS_IDLE_KEEPALIVE_MAX_MS;
+	p->idle_keepalive_ms = every;
+	log_info("idle keepalive every_ms=%u mapping_survived_ms=%u%s", every, idle_ms,
+		 at_least ? " (or longer)" : "");
+}
+
 /* --- knit ping -------------------------------------------------------------- */
 
 /* Through the best path there is: direct if confirmed, else the relay. */
@@ -732,6 +791,7 @@ void paths_init(struct paths *p, struct evloop *loop, struct wg_device *dev, str
 	memcpy(p->disco_priv, disco_priv, 32);
 	x25519_public(p->disco_pub, disco_priv);
 	memcpy(p->node_pub, node_pub, 32);
+	p->idle_keepalive_ms = PATHS_IDLE_KEEPALIVE_MS;
 }
 
 void paths_destroy(struct paths *p)

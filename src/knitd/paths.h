@@ -28,7 +28,12 @@
 #define PATHS_MAX_CANDIDATES 32
 #define PATHS_MAX_PINGS	     64
 #define PATHS_HEARTBEAT_MS   500
-#define PATHS_TRUST_MS	     2500
+#define PATHS_TRUST_MS	     2500 /* a pong this recent makes a path usable */
+#define PATHS_DEAD_MS	     2000 /* pings unanswered this long: back to the relay */
+#define PATHS_ACTIVE_MS	     5000 /* data within this long: the peer is active */
+/* Idle peers: until the mapping lifetime is measured, and at most. */
+#define PATHS_IDLE_KEEPALIVE_MS	    10000
+#define PATHS_IDLE_KEEPALIVE_MAX_MS 25000
 #define PATHS_REPROBE_MS     30000
 
 struct relays;
@@ -68,6 +73,9 @@ struct peer_paths {
 	uint64_t started_ns; /* of this discovery round */
 	uint64_t first_packet_ns, direct_ns; /* time to direct: since the peer (re)appeared */
 	unsigned failures; /* discovery rounds without a pong, for backoff */
+	uint64_t keepalive_ns;	/* last ping on the best path */
+	uint64_t unanswered_ns; /* first ping on it since its last pong, 0: none */
+	uint64_t bytes_seen, active_ns; /* the data plane's counters, when they moved */
 	char reason[128];
 	struct ev_timer timer;
 	bool has_nat;
@@ -95,6 +103,7 @@ struct paths {
 	/* Our own candidates, for call-me-maybe. */
 	union sockaddr_inet self[PATHS_MAX_CANDIDATES];
 	unsigned n_self;
+	unsigned idle_keepalive_ms; /* pings on an idle peer's direct path */
 };
 
 void paths_init(struct paths *p, struct evloop *loop, struct wg_device *dev, struct relays *relays,
@@ -118,6 +127,9 @@ int paths_ping(struct paths *p, const uint8_t node_key[32], struct api_conn *c, 
 void paths_api_gone(struct paths *p, struct api_conn *c);
 /* Our NAT class (netcheck): plans are made from it and the peers'. */
 void paths_set_self_nat(struct paths *p, const struct nat_class *nat);
+/* Our NAT kept an idle mapping idle_ms (at_least: the probe stopped there):
+ * idle peers' direct paths are pinged at half that (knitd/lifetime.h). */
+void paths_set_mapping_lifetime(struct paths *p, unsigned idle_ms, bool at_least);
 /* The data plane's packets for a peer on a search socket (relay id 0). */
 void paths_send_aux(struct paths *p, const uint8_t node_key[32], const uint8_t *pkt, size_t len);
 

@@ -226,6 +226,22 @@ int stun_build_binding_request(uint8_t *out, size_t size, const uint8_t txid[STU
 	return b_finish(&b);
 }
 
+int stun_build_binding_request_rport(uint8_t *out, size_t size, const uint8_t txid[STUN_TXID_LEN],
+				     uint16_t response_port)
+{
+	struct builder b;
+	uint8_t *v;
+
+	if (!response_port)
+		return -EINVAL;
+	b_start(&b, out, size, STUN_BINDING_REQUEST, txid);
+	/* RFC 5780 7.5: the port, then two bytes of padding (zero). */
+	v = b_attr(&b, STUN_ATTR_RESPONSE_PORT, 4);
+	if (v)
+		put32(v, (uint32_t)response_port << 16);
+	return b_finish(&b);
+}
+
 int stun_build_binding_response(uint8_t *out, size_t size, const uint8_t txid[STUN_TXID_LEN],
 				const struct sockaddr_storage *mapped,
 				const struct sockaddr_storage *origin,

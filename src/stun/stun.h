@@ -103,6 +103,14 @@ int stun_build_binding_request(uint8_t *out, size_t size, const uint8_t txid[STU
 			       uint32_t change_flags);
 
 /*
+ * A Binding request with RESPONSE-PORT (RFC 5780 7.5): the server answers to
+ * the request's source address at response_port (not 0), which is how a
+ * node learns whether another of its mappings is still open.
+ */
+int stun_build_binding_request_rport(uint8_t *out, size_t size, const uint8_t txid[STUN_TXID_LEN],
+				     uint16_t response_port);
+
+/*
  * A Binding success response: XOR-MAPPED-ADDRESS = mapped (the request's
  * source), RESPONSE-ORIGIN = origin and OTHER-ADDRESS = other when not NULL,
  * SOFTWARE and FINGERPRINT.  IPv4-mapped IPv6 addresses (from a dual-stack

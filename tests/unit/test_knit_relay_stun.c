@@ -12,14 +12,17 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include "crypto/crypto.h"
 #include "knit-relay/stun_server.h"
+#include "lib/clock.h"
 #include "lib/evloop.h"
 #include "netcheck/probe.h"
+#include "stun/stun.h"
 
 static union sockaddr_inet ep(const char *s)
 {
@@ -162,12 +165,52 @@ static void test_check_alt(void **state)
 	evloop_free(loop);
 }
 
+static void stop_loop(struct evloop *loop, struct ev_timer *t, void *arg)
+{
+	evloop_stop(loop);
+}
+
+/* RESPONSE-PORT: asked from one socket, the answer goes to the other port
+ * at the asker's address (how knitd measures its mapping's lifetime). */
+static void test_response_port(void **state)
+{
+	struct bench b;
+	struct ev_timer t;
+	union sockaddr_inet xa;
+	socklen_t len = sizeof(xa);
+	uint8_t txid[STUN_TXID_LEN], msg[STUN_BUF_LEN];
+	struct stun_msg m;
+	int x = nc_udp_socket(AF_INET, NULL, 0), n;
+
+	bench_up(&b, false);
+	assert_true(x >= 0);
+	assert_int_equal(getsockname(x, &xa.sa, &len), 0);
+	stun_txid_new(txid);
+	n = stun_build_binding_request_rport(msg, sizeof(msg), txid, nc_ep_port(&xa));
+	assert_true(n > 0);
+	assert_int_equal(sendto(b.client, msg, (size_t)n, 0, &b.a1p1.sa, endpoint_len(&b.a1p1)), n);
+	ev_timer_init(&t, stop_loop, NULL);
+	evloop_timer_arm(b.loop, &t, clock_mono_ns() + 200000000ULL);
+	assert_int_equal(evloop_run(b.loop), 0);
+	n = (int)recv(x, msg, sizeof(msg), MSG_DONTWAIT);
+	assert_true(n > 0);
+	assert_int_equal(stun_parse(msg, (size_t)n, &m), 0);
+	assert_int_equal(m.type, STUN_BINDING_SUCCESS);
+	assert_memory_equal(m.txid, txid, STUN_TXID_LEN);
+	/* Nothing to the asker itself. */
+	assert_true(recv(b.client, msg, sizeof(msg), MSG_DONTWAIT) < 0);
+	assert_int_equal(stun_build_binding_request_rport(msg, sizeof(msg), txid, 0), -EINVAL);
+	close(x);
+	bench_down(&b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_rfc5780),
 		cmocka_unit_test(test_plain_refuses_change),
 		cmocka_unit_test(test_check_alt),
+		cmocka_unit_test(test_response_port),
 	};
 
 	if (crypto_init() < 0)
