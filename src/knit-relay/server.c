@@ -73,6 +73,7 @@ struct relay {
 };
 
 static void conn_close(struct conn *c);
+static void conn_flush(struct conn *c);
 
 static const char *conn_key(const struct conn *c, char buf[KEY_BASE64_LEN + 1])
 {
@@ -284,9 +285,14 @@ static void forward(struct conn *src, const uint8_t *p, uint32_t len)
 		return;
 	}
 	dst->last_tx_ns = src->last_rx_ns;
-	mark_dirty(dst);
 	r->stats.packets_forwarded++;
 	r->stats.bytes_forwarded += len - 32;
+	/* One send per destination per round of reads, unless one source's
+	 * reads (up to READ_BATCH x 128 KiB) would fill its queue first. */
+	if (dst->tx.len >= r->cfg.queue_bytes / 2 && !dst->want_out)
+		conn_flush(dst);
+	else
+		mark_dirty(dst);
 }
 
 static int handle_frame(struct conn *c, uint8_t type, const uint8_t *p, uint32_t len)
