@@ -29,6 +29,7 @@ struct search {
 	int fds[PLAN_SEARCH_SOCKETS];
 	unsigned n_fds;
 	int winner;
+	bool hit; /* the path manager has a direct path: probing is over */
 	unsigned sent;
 	uint64_t started_ns, next_open_ns;
 	struct ev_timer tick;
@@ -154,32 +155,32 @@ static void spray(struct search *s, uint64_t since_ns)
 }
 
 /* The path manager found a direct path (a pong to our probes, or a ping
- * that got in): keep the socket it uses, if ours, and stop probing. */
+ * that got in): the socket it uses becomes the winner if it is ours.  On
+ * the node's socket, our sockets stay open until the budget ends, as they
+ * always did (candidates learnt on them still name them). */
 static bool found(struct search *s)
 {
 	const struct peer_paths *pp = s->pp;
+	char who[64];
 
 	if (pp->best < 0)
 		return false;
 	for (unsigned i = 0; i < s->n_fds && s->winner < 0; i++)
 		if (s->fds[i] >= 0 && s->fds[i] == pp->cands[pp->best].fd)
 			s->winner = s->fds[i];
+	if (s->winner < 0 && !s->hit) {
+		snprintf(who, sizeof(who), "%s", pp->name);
+		log_info("birthday search hit peer=%s role=%s probes=%u ms=%llu", who,
+			 role_name(s->plan.role), s->sent,
+			 (unsigned long long)((clock_mono_ns() - s->started_ns) / MS));
+	}
+	s->hit = true;
 	return true;
 }
 
-static void tick(struct evloop *loop, struct ev_timer *t, void *arg)
+/* What the role sends by now. */
+static void send_due(struct search *s, uint64_t now)
 {
-	struct search *s = arg;
-	uint64_t now = clock_mono_ns();
-
-	if (found(s)) {
-		stop(s, "found");
-		return;
-	}
-	if (now - s->started_ns > PLAN_SEARCH_SECONDS * 1000 * MS) {
-		stop(s, "nothing within the budget");
-		return;
-	}
 	if (s->plan.role == SEARCH_OPEN && now >= s->next_open_ns) {
 		open_mappings(s); /* again now and then: keep the mappings alive */
 		s->next_open_ns = now + REOPEN_MS * MS;
@@ -189,6 +190,23 @@ static void tick(struct evloop *loop, struct ev_timer *t, void *arg)
 	} else if (s->plan.role == SEARCH_SWEEP || s->plan.role == SEARCH_OPEN_SWEEP) {
 		spray(s, now - s->started_ns);
 	}
+}
+
+static void tick(struct evloop *loop, struct ev_timer *t, void *arg)
+{
+	struct search *s = arg;
+	uint64_t now = clock_mono_ns();
+
+	if (found(s) && s->winner >= 0) {
+		stop(s, "found");
+		return;
+	}
+	if (now - s->started_ns > PLAN_SEARCH_SECONDS * 1000 * MS) {
+		stop(s, s->hit ? "found" : "nothing within the budget");
+		return;
+	}
+	if (!s->hit) /* else no more probes: the path is there */
+		send_due(s, now);
 	evloop_timer_arm(loop, t, now + TICK_MS * MS);
 }
 
