@@ -20,6 +20,8 @@ packages=(
 	python3
 	# the performance suite (knit-lab perf): HTTP client and plots
 	curl gnuplot-nox
+	# bench/crypto.c: the other ChaCha20-Poly1305 implementations to compare
+	libssl-dev libsodium-dev
 	# the lab's port-mapping router and its clients; miniupnpd-nftables has
 	# no maintainer scripts or service: installing it starts nothing and
 	# changes no firewall (the lab runs it inside a router namespace)
