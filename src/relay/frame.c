@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 #include "crypto/crypto.h"
 
@@ -320,39 +321,60 @@ void relay_txq_free(struct relay_txq *q)
 	relay_txq_init(q, q->max);
 }
 
-/* Room for n more bytes at the tail, within max. */
+/*
+ * Room for n more bytes, within max.  The queue is a ring: bytes sent free
+ * room at once, and nothing queued is ever moved, except when the ring
+ * grows (a few times in a connection's life: the capacity doubles up to
+ * max).
+ */
 static int txq_reserve(struct relay_txq *q, size_t n)
 {
-	size_t cap;
+	size_t cap, first;
 	uint8_t *d;
 
 	if (n > q->max || q->len > q->max - n)
 		return -ENOBUFS;
-	if (q->head + q->len + n <= q->cap)
+	if (q->len + n <= q->cap)
 		return 0;
-	/* Move the unsent bytes down before growing. */
-	if (q->head) {
-		memmove(q->data, q->data + q->head, q->len);
-		q->head = 0;
-		if (q->len + n <= q->cap)
-			return 0;
-	}
 	cap = q->cap ? q->cap : TXQ_INITIAL;
 	while (cap < q->len + n)
 		cap *= 2;
 	if (cap > q->max)
 		cap = q->max;
-	d = realloc(q->data, cap);
+	d = malloc(cap);
 	if (!d)
 		return -ENOMEM;
+	/* Unwrapped into the new ring, from its start. */
+	first = q->len < q->cap - q->head ? q->len : q->cap - q->head;
+	if (q->len) {
+		memcpy(d, q->data + q->head, first);
+		memcpy(d + first, q->data, q->len - first);
+	}
+	free(q->data);
 	q->data = d;
 	q->cap = cap;
+	q->head = 0;
 	return 0;
+}
+
+/* Appends n bytes (room reserved), wrapping at the ring's end. */
+static void txq_put(struct relay_txq *q, const void *src, size_t n)
+{
+	size_t tail = (q->head + q->len) % q->cap, first = q->cap - tail;
+
+	if (!n)
+		return;
+	if (first > n)
+		first = n;
+	memcpy(q->data + tail, src, first);
+	memcpy(q->data, (const uint8_t *)src + first, n - first);
+	q->len += n;
 }
 
 int relay_txq_frame(struct relay_txq *q, uint8_t type, const void *a, size_t alen, const void *b,
 		    size_t blen)
 {
+	uint8_t hdr[RELAY_HEADER_LEN];
 	int ret;
 
 	if (alen > RELAY_MAX_PAYLOAD || blen > RELAY_MAX_PAYLOAD - alen)
@@ -360,11 +382,10 @@ int relay_txq_frame(struct relay_txq *q, uint8_t type, const void *a, size_t ale
 	ret = txq_reserve(q, RELAY_HEADER_LEN + alen + blen);
 	if (ret < 0)
 		return ret;
-	ret = relay_frame_build(q->data + q->head + q->len, q->cap - q->head - q->len, type, a,
-				alen, b, blen);
-	if (ret < 0)
-		return ret;
-	q->len += (size_t)ret;
+	relay_frame_header_write(hdr, type, (uint32_t)(alen + blen));
+	txq_put(q, hdr, sizeof(hdr));
+	txq_put(q, a, alen);
+	txq_put(q, b, blen);
 	return 0;
 }
 
@@ -374,21 +395,26 @@ int relay_txq_bytes(struct relay_txq *q, const void *data, size_t len)
 
 	if (ret < 0)
 		return ret;
-	memcpy(q->data + q->head + q->len, data, len);
-	q->len += len;
+	txq_put(q, data, len);
 	return 0;
 }
 
+/* Whatever is queued goes in one syscall: two pieces when the ring wraps. */
 int relay_txq_flush(struct relay_txq *q, int fd)
 {
 	while (q->len) {
-		ssize_t n = send(fd, q->data + q->head, q->len, MSG_NOSIGNAL | MSG_DONTWAIT);
+		size_t first = q->cap - q->head < q->len ? q->cap - q->head : q->len;
+		struct iovec iov[2] = {{.iov_base = q->data + q->head, .iov_len = first},
+				       {.iov_base = q->data, .iov_len = q->len - first}};
+		struct msghdr m = {.msg_iov = iov, .msg_iovlen = q->len > first ? 2 : 1};
+		ssize_t n = sendmsg(fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
+
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
 			return errno == EWOULDBLOCK ? -EAGAIN : -errno;
 		}
-		q->head += (size_t)n;
+		q->head = (q->head + (size_t)n) % q->cap;
 		q->len -= (size_t)n;
 	}
 	q->head = 0;

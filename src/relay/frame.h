@@ -146,7 +146,10 @@ int relay_rxbuf_next(struct relay_rxbuf *rb, uint8_t *type, const uint8_t **payl
 
 /*
  * A bounded send queue of whole frames: a frame is queued entirely or not at
- * all, so a full queue drops packets, never corrupts the stream.
+ * all, so a full queue drops packets, never corrupts the stream.  A ring of
+ * len bytes from head (it grows, up to max, as far as it is filled): queued
+ * bytes are never moved to make room, and a flush is one send (a sendmsg of
+ * two pieces when the ring wraps).
  */
 struct relay_txq {
 	uint8_t *data;

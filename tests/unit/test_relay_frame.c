@@ -262,6 +262,63 @@ static void test_rxbuf_limits(void **state)
 	free(big);
 }
 
+/* Frames keep going in while earlier ones go out: the queue wraps around
+ * its ring (never moving what is queued) and the stream stays whole and in
+ * order. */
+static void test_txq_ring_wraps(void **state)
+{
+	enum { PKT = 1000, FRAME = RELAY_HEADER_LEN + 32 + PKT, MAX = 10 * FRAME };
+	struct relay_txq q;
+	struct relay_rxbuf rb;
+	uint8_t key[32] = {0}, pkt[PKT], type;
+	const uint8_t *p;
+	uint32_t len, queued = 0, parsed = 0;
+	int sv[2], small = 4096;
+	bool wrapped = false;
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
+	relay_txq_init(&q, MAX);
+	relay_rxbuf_init(&rb);
+	while (parsed < 200) {
+		size_t space;
+		uint8_t *dst;
+		ssize_t r;
+
+		/* Fill what room there is: the tail wraps past the ring's end. */
+		while (queued < 200) {
+			memset(pkt, (uint8_t)queued, sizeof(pkt));
+			if (relay_txq_frame(&q, RELAY_FRAME_RECV_PACKET, key, 32, pkt,
+					    sizeof(pkt)) < 0)
+				break;
+			queued++;
+		}
+		assert_true(q.cap <= MAX);
+		wrapped |= q.head + q.len > q.cap;
+		assert_true(relay_txq_flush(&q, sv[0]) == 0 || !relay_txq_empty(&q));
+		dst = relay_rxbuf_space(&rb, &space);
+		assert_non_null(dst);
+		r = recv(sv[1], dst, space, MSG_DONTWAIT);
+		if (r <= 0)
+			continue;
+		relay_rxbuf_commit(&rb, (size_t)r);
+		while (relay_rxbuf_next(&rb, &type, &p, &len) == 1) {
+			assert_int_equal(type, RELAY_FRAME_RECV_PACKET);
+			assert_int_equal(len, 32 + PKT);
+			assert_int_equal(p[32], (uint8_t)parsed);
+			assert_int_equal(p[32 + PKT - 1], (uint8_t)parsed);
+			parsed++;
+		}
+	}
+	assert_int_equal(queued, 200);
+	assert_true(wrapped);
+	assert_true(relay_txq_empty(&q));
+	relay_rxbuf_free(&rb);
+	relay_txq_free(&q);
+	close(sv[0]);
+	close(sv[1]);
+}
+
 /* A connection's reads over a socket that always has more waiting: the
  * first read is small, and once one fills its room the buffer offers the
  * bulk size, so that one recv takes dozens of MTU-sized frames. */
@@ -396,7 +453,7 @@ int main(void)
 		cmocka_unit_test(test_server_key),	 cmocka_unit_test(test_client_info),
 		cmocka_unit_test(test_close_reason),	 cmocka_unit_test(test_rxbuf_split),
 		cmocka_unit_test(test_rxbuf_limits),	 cmocka_unit_test(test_txq),
-		cmocka_unit_test(test_rxbuf_bulk_reads),
+		cmocka_unit_test(test_rxbuf_bulk_reads), cmocka_unit_test(test_txq_ring_wraps),
 	};
 	if (crypto_init() < 0)
 		return 1;
