@@ -378,7 +378,9 @@ mx_cell() {
 		  received_after_direct: $after_direct, waited_s: $waited_s,
 		  seconds: $seconds, worker: $worker, note: $note}' >"$MX_DIR/cells/$id.json"
 	mx_cell_print "$MX_DIR/cells/$id.json"
-	if [[ -n $MX_LOGS ]] && [[ $ok != true || -n ${MATRIX_KEEP_LOGS:-} ]]; then
+	# Logs of failed cells, and of cells slower to direct than the budget.
+	if [[ -n $MX_LOGS ]] && [[ $ok != true || -n ${MATRIX_KEEP_LOGS:-} ||
+		($how != search && $ttd_ms != null && $ttd_ms -gt 1000) ]]; then
 		mkdir -p "$MX_LOGS/$MX_RUN_NAME/$id"
 		cp "$RUNDIR"/log/*.log "$d/cell.pcap" "$MX_LOGS/$MX_RUN_NAME/$id/" 2>/dev/null
 		nsx router1 nft list ruleset >"$MX_LOGS/$MX_RUN_NAME/$id/router1.nft" 2>/dev/null

@@ -243,7 +243,8 @@ static void choose(struct paths *p, struct peer_paths *pp)
 		endpoint_set_relay(&aux, 0);
 		device_set_peer_endpoint(p->dev, pp->node_key, &aux);
 	} else {
-		device_set_peer_endpoint(p->dev, pp->node_key, &pp->cands[best].ep);
+		if (!device_set_peer_endpoint(p->dev, pp->node_key, &pp->cands[best].ep))
+			log_warn("path not set: the device has no such peer");
 	}
 	if (!pp->direct_ns)
 		pp->direct_ns = now;

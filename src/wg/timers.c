@@ -50,12 +50,25 @@ static void zero_key_material(struct wg_peer *peer)
 	peer->session_derived_ns = 0;
 }
 
+/* The peer refuses an initiation that follows the last one it took within
+ * 1/INITIATIONS_PER_SECOND (20 ms) or within one step of the rounded
+ * timestamp (2^24 ns): a resend sooner than this would be refused, and our
+ * first initiation's answer no longer matches.  Both would cost 5 s. */
+#define RESEND_GAP_NS (25 * 1000 * 1000ULL)
+
 void timers_path_changed(struct wg_peer *peer)
 {
+	uint64_t now = clock_mono_ns();
+
 	/* An initiation in flight went the old way and may be lost with it:
-	 * send it again now on the new path rather than in up to 5 s. */
-	if (peer->handshake_sent_ns)
+	 * send it again on the new path rather than in up to 5 s -- at once,
+	 * or at the first tick the peer will take it. */
+	if (!peer->handshake_sent_ns)
+		return;
+	if (now - peer->handshake_sent_ns >= RESEND_GAP_NS)
 		send_handshake_initiation(peer, true);
+	else
+		peer->handshake_retry_at_ns = peer->handshake_sent_ns + RESEND_GAP_NS;
 }
 
 /* Retransmits an unanswered initiation, or gives up after 90 s of tries. */

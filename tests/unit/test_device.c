@@ -320,10 +320,69 @@ static void test_relayed_packets_batched_and_coalesced(void **state)
 	aead_ctx_free(ctx);
 }
 
+static struct noise_handshake *lookup_device(void *arg, const uint8_t pub[NOISE_PUBLIC_KEY_LEN])
+{
+	struct fixture *f = arg;
+
+	return memcmp(pub, f->dev->identity.static_public, 32) ? NULL : &f->hs;
+}
+
+/* One initiation from the device on fd within 300 ms, consumed by the client
+ * as the device's peer would: 0, or the consumer's error (-EALREADY: the
+ * timestamp is not newer; -EAGAIN: too soon after the last), or -ETIMEDOUT. */
+static int initiation_on(struct fixture *f, int fd)
+{
+	struct message_handshake_initiation m;
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	struct noise_handshake *hs;
+
+	if (poll(&p, 1, 300) <= 0 || recv(fd, &m, sizeof(m), 0) != sizeof(m))
+		return -ETIMEDOUT;
+	return noise_handshake_consume_initiation(&m, &f->client, lookup_device, f, &hs);
+}
+
+/* The path changes right after an initiation left (the path manager found a
+ * direct path while the first went through the relay): the initiation is
+ * sent again on the new path, but not before the peer would take it -- a
+ * resend within 20 ms, or with the same rounded timestamp, is refused and
+ * costs 5 s. */
+static void test_path_change_resends_initiation_when_peer_takes_it(void **state)
+{
+	struct fixture *f = *state;
+	struct wg_peer *peer = device_find_peer(f->dev, f->client.static_public);
+	union sockaddr_inet local = {.in.sin_family = AF_INET}, second;
+	socklen_t len = sizeof(second);
+	int fd2 = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
+
+	assert_non_null(peer);
+	local.in.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(fd2, &local.sa, sizeof(local.in)), 0);
+	getsockname(fd2, &second.sa, &len);
+	endpoint_to_v6(&second, &second);
+	assert_true(device_set_peer_endpoint(f->dev, f->client.static_public, &f->client_addr));
+
+	send_handshake_initiation(peer, false);
+	/* At once on the new path: too soon, so nothing there yet... */
+	assert_true(device_set_peer_endpoint(f->dev, f->client.static_public, &second));
+	assert_int_equal(initiation_on(f, f->client_fd), 0);
+	assert_int_equal(initiation_on(f, fd2), -ETIMEDOUT);
+	/* ...and the first tick after the gap sends it, and the peer takes it. */
+	timers_tick(f->loop, &f->dev->tick, f->dev);
+	assert_int_equal(initiation_on(f, fd2), 0);
+
+	/* A path change long after the initiation resends at once. */
+	usleep(30000);
+	assert_true(device_set_peer_endpoint(f->dev, f->client.static_public, &f->client_addr));
+	assert_int_equal(initiation_on(f, f->client_fd), 0);
+	close(fd2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_answers_an_initiation, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_path_change_resends_initiation_when_peer_takes_it,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_under_load_demands_cookie, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_keys_zeroed_after_three_reject_times, setup,
 						teardown),
