@@ -381,8 +381,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_answers_an_initiation, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_path_change_resends_initiation_when_peer_takes_it,
-						setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_path_change_resends_initiation_when_peer_takes_it, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_under_load_demands_cookie, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_keys_zeroed_after_three_reject_times, setup,
 						teardown),
