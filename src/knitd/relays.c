@@ -121,14 +121,22 @@ static void send_probe(struct relays *r, struct relay_slot *s)
 static void probe_all(struct evloop *loop, struct ev_timer *t, void *arg)
 {
 	struct relays *r = arg;
+	uint64_t next = RELAYS_PROBE_MS;
+	bool silent = false;
 
 	for (unsigned i = 0; i < r->n; i++) {
 		if (r->slots[i].probe_sent_ns)
 			r->slots[i].misses++; /* the last one was never answered */
+		silent |= !r->slots[i].rtt_ns;
 		send_probe(r, &r->slots[i]);
 	}
+	/* Until every relay has answered once, ask again after 1, 2, 4, 8 and
+	 * 16 s: a first answer lost would leave us without the public
+	 * candidate peers punch to for the whole period. */
+	if (silent && r->quick_probes < 5)
+		next = 1000ULL << r->quick_probes++;
 	evloop_timer_arm(loop, &r->decide, clock_mono_ns() + RELAYS_PROBE_WAIT_MS * MS);
-	evloop_timer_arm(loop, t, clock_mono_ns() + RELAYS_PROBE_MS * MS);
+	evloop_timer_arm(loop, t, clock_mono_ns() + next * MS);
 }
 
 /* Lowest RTT wins; the current home stays unless clearly beaten or gone. */
@@ -177,6 +185,9 @@ void relays_stun_input(struct relays *r, const uint8_t *pkt, size_t len,
 		memcpy(&mapped, &m.mapped, sizeof(mapped));
 		endpoint_unmap(&mapped, &mapped);
 		if (!endpoint_equal(&mapped, &s->mapped)) {
+			char ep[ENDPOINT_STRLEN];
+			endpoint_format(&mapped, ep, sizeof(ep));
+			log_info("public address relay=%d address=%s", s->info.id, ep);
 			s->mapped = mapped;
 			r->changed(r->arg);
 		}
@@ -223,6 +234,7 @@ void relays_set_map(struct relays *r, const struct netmap_relay *map, unsigned n
 	unsigned n_old = r->n;
 
 	memcpy(old, r->slots, sizeof(old));
+	r->quick_probes = 0;
 	if (n > RELAYS_MAX)
 		n = RELAYS_MAX;
 	memset(r->slots, 0, sizeof(r->slots));

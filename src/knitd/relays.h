@@ -41,6 +41,7 @@ struct relays {
 	struct relay_slot slots[RELAYS_MAX];
 	unsigned n;
 	int home; /* relay id, 0 = none */
+	unsigned quick_probes; /* STUN rounds sooner than RELAYS_PROBE_MS */
 	struct ev_timer probe;
 	struct ev_timer decide;
 	/* Called when the home relay or the STUN-observed address changes. */
