@@ -16,7 +16,7 @@ rk() { local node=$1; shift; n "$node" "$KNIT" --socket "$TMP/$node.sock" "$@"; 
 rpath() { rk ra status --json | jq -r '[.peers[] | .path] | join(",")'; }
 
 relay_overlay_up() {
-	local CONTROL=$ROOT/build/knit-control RELAY=$ROOT/build/knit-relay h CK RK AUTH
+	local CONTROL=${CONTROL:-$ROOT/build/knit-control} RELAY=${RELAY:-$ROOT/build/knit-relay} h CK RK AUTH
 	RELAY_KNITD_PIDS=""
 	netns_add rsw
 	n rsw ip link add br0 type bridge
