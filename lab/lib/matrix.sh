@@ -337,6 +337,9 @@ mx_cell() {
 		reason=$(jq -r '.peers[0].path_reason // ""' <<<"$st" 2>/dev/null)
 		knitd_ms=$(jq -r '.peers[0].direct_after_ms // "null"' <<<"$st" 2>/dev/null)
 		path_b=$(mx_status "$bh" | jq -r '.peers[0].path // "none"' 2>/dev/null)
+		# Both views, for the logs a failed cell keeps.
+		mx_status "$ah" >"$RUNDIR/log/status-$ah.log" 2>&1
+		mx_status "$bh" >"$RUNDIR/log/status-$bh.log" 2>&1
 		mx_interrupt "ping-$ah"
 		mx_interrupt "tcpdump-$ah"
 		sent=$(awk '/packets transmitted/ { print $1 }' "$RUNDIR/log/ping-$ah.log")
@@ -383,7 +386,10 @@ mx_cell() {
 		($how != search && $ttd_ms != null && $ttd_ms -gt 1000) ]]; then
 		mkdir -p "$MX_LOGS/$MX_RUN_NAME/$id"
 		cp "$RUNDIR"/log/*.log "$d/cell.pcap" "$MX_LOGS/$MX_RUN_NAME/$id/" 2>/dev/null
-		nsx router1 nft list ruleset >"$MX_LOGS/$MX_RUN_NAME/$id/router1.nft" 2>/dev/null
+		for h in router1 router2; do
+			nsx "$h" nft list ruleset >"$MX_LOGS/$MX_RUN_NAME/$id/$h.nft" 2>/dev/null
+			nsx "$h" conntrack -L -p udp >"$MX_LOGS/$MX_RUN_NAME/$id/$h.conntrack" 2>/dev/null
+		done
 	fi
 	return 0
 }

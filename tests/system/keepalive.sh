@@ -27,15 +27,6 @@ export LAB_QUIET=1
 
 trap 'cleanup; KNIT_LAB_PREFIX=$P "$LAB" down >/dev/null 2>&1' EXIT
 
-lx() { local h=$1; shift; ip netns exec "$P-$h" "$@"; }
-lbg() {
-	local h=$1 log=$2; shift 2
-	ip netns exec "$P-$h" "$@" </dev/null >>"$TMP/$log.log" 2>&1 &
-	PIDS+=("$!")
-}
-k() { local h=$1; shift; lx "$h" "$KNIT" --socket "$TMP/$h.sock" "$@"; }
-jqe() { jq -e "$@" >/dev/null; }
-listening() { [[ -n $(lx "$1" ss -Hl"$2" "sport = :$3") ]]; }
 path_of() { k "$1" status --json 2>/dev/null | jq -r '.peers[0].path // "none"'; }
 direct() { [[ $(path_of "$1") == direct ]]; }
 lifetime_of() { k "$1" status --json 2>/dev/null | jq -c '.self.mapping_lifetime'; }
@@ -65,7 +56,6 @@ for h in peer1-1 peer2-1; do
 		--hostname "$h" --timeout 10 >/dev/null 2>>"$TMP/up.log" || fail "knit up on $h"
 done
 IP1=$(k peer1-1 ip -4)
-IP2=$(k peer2-1 ip -4)
 lx peer2-1 ping -c 3 -i 0.2 -W 1 "$IP1" >/dev/null 2>&1
 check "peer1 and peer2 are direct (EIM on both sides: plain punching)" \
 	wait_until 10 eval 'direct peer1-1 && direct peer2-1'

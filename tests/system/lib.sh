@@ -119,3 +119,18 @@ start_wggo() {
 	for addr in "$@"; do n "$ns" ip addr add "$addr" dev "$ifname"; done
 	n "$ns" ip link set "$ifname" mtu 1420 up
 }
+
+# --- tests on a lab of lab/knit-lab: P is the lab's prefix --------------------
+# lx HOST CMD...: CMD in the lab's HOST.
+lx() { local h=$1; shift; ip netns exec "$P-$h" "$@"; }
+# lbg HOST LOG CMD...: a daemon in HOST, its output in $TMP/LOG.log, stopped by cleanup.
+lbg() {
+	local h=$1 log=$2; shift 2
+	ip netns exec "$P-$h" "$@" </dev/null >>"$TMP/$log.log" 2>&1 &
+	PIDS+=("$!")
+}
+# k HOST ARGS...: the knit CLI against HOST's knitd (socket $TMP/HOST.sock).
+k() { local h=$1; shift; lx "$h" "$KNIT" --socket "$TMP/$h.sock" "$@"; }
+jqe() { jq -e "$@" >/dev/null; }
+# listening HOST t|u PORT: something listens on TCP or UDP PORT in HOST.
+listening() { [[ -n $(lx "$1" ss -Hl"$2" "sport = :$3") ]]; }

@@ -33,18 +33,6 @@ export LAB_QUIET=1
 
 trap 'cleanup; KNIT_LAB_PREFIX=$P "$LAB" down >/dev/null 2>&1' EXIT
 
-# lx HOST CMD...: CMD in the lab's HOST.
-lx() { local h=$1; shift; ip netns exec "$P-$h" "$@"; }
-# lbg HOST LOG CMD...: a daemon in HOST, stopped by cleanup.
-lbg() {
-	local h=$1 log=$2; shift 2
-	ip netns exec "$P-$h" "$@" </dev/null >>"$TMP/$log.log" 2>&1 &
-	PIDS+=("$!")
-}
-k() { local h=$1; shift; lx "$h" "$KNIT" --socket "$TMP/$h.sock" "$@"; }
-jqe() { jq -e "$@" >/dev/null; }
-listening() { [[ -n $(lx "$1" ss -Hl"$2" "sport = :$3") ]]; }
-
 # class JSON -> "udp mapping filtering allocation hairpin", as knit-lab
 # class writes it (null where nothing can be known).
 class_of() {
