@@ -134,6 +134,10 @@ void device_queue_work(struct wg_device *dev, struct wg_peer *peer)
 
 #define DRAIN_BATCH	32
 #define RELAY_DRAIN_MAX 256 /* packets between two releases of relay_q's ring */
+/* At most this many per wake-up (about 1.5 MB, less than a relay client's
+ * send queue), so that a tx thread that keeps filling relay_q cannot keep
+ * the loop from flushing those queues. */
+#define RELAY_DRAIN_PER_WAKE 1024
 /* Sealed packets waiting for the event loop to frame them for a relay:
  * 4096 are 20 ms at 2.5 Gbit/s, for a loop thread that the scheduler keeps
  * waiting on a busy machine (a drop here is a loss the inner TCP pays for). */
@@ -149,13 +153,20 @@ static void drain_queues(struct wg_device *dev)
 {
 	struct pktq_item items[DRAIN_BATCH]; /* 53 KiB, on the loop thread's stack */
 	struct pktq_item *run;
-	unsigned n;
+	unsigned n, drained = 0;
 
 	while (dev->relay_send && (n = pktq_peek(&dev->relay_q, &run, RELAY_DRAIN_MAX))) {
 		for (unsigned i = 0; i < n; i++)
 			dev->relay_send(dev->overlay_arg, endpoint_relay_id(&run[i].addr),
 					run[i].key, run[i].data, run[i].len);
 		pktq_release(&dev->relay_q, n);
+		/* The relay clients send what was queued when the loop runs its
+		 * timers: let it, then come back for the rest. */
+		drained += n;
+		if (drained >= RELAY_DRAIN_PER_WAKE) {
+			ev_wakeup_signal(dev->wakeup);
+			break;
+		}
 	}
 	while (dev->aside_recv && (n = pktq_pop_batch(&dev->aside_q, items, DRAIN_BATCH)))
 		for (unsigned i = 0; i < n; i++)

@@ -377,6 +377,70 @@ static void test_path_change_resends_initiation_when_peer_takes_it(void **state)
 	close(fd2);
 }
 
+/* What relay_send saw, and what a timer saw in between. */
+struct drain_seen {
+	struct evloop *loop;
+	unsigned sent, at_timer;
+	uint8_t last;
+	bool in_order;
+};
+
+static struct drain_seen seen;
+
+static void count_relay_send(void *arg, uint16_t relay_id, const uint8_t key[32],
+			     const uint8_t *pkt, size_t len)
+{
+	seen.in_order &= relay_id == 3 && len == 100 && pkt[0] == (uint8_t)seen.sent;
+	seen.sent++;
+}
+
+static void note_at_timer(struct evloop *loop, struct ev_timer *t, void *arg)
+{
+	if (!seen.at_timer)
+		seen.at_timer = seen.sent;
+}
+
+static void stop_when_done(struct evloop *loop, struct ev_timer *t, void *arg)
+{
+	if (seen.sent == 3000)
+		evloop_stop(loop);
+	else
+		evloop_timer_arm(loop, t, clock_mono_ns() + NSEC_PER_MSEC);
+}
+
+/* A relay_q fuller than one wake-up's share: the loop hands on 1024, runs
+ * its timers (where the relay clients send what was framed), then the rest,
+ * in order. */
+static void test_relay_queue_drained_in_shares(void **state)
+{
+	struct fixture *f = *state;
+	struct ev_timer between, stop;
+	union sockaddr_inet path;
+	uint8_t pkt[100], key[32] = {0};
+
+	seen = (struct drain_seen){.in_order = true};
+	endpoint_set_relay(&path, 3);
+	f->dev->relay_send = count_relay_send;
+	pktq_lock(&f->dev->relay_q);
+	for (unsigned i = 0; i < 3000; i++) {
+		pkt[0] = (uint8_t)i;
+		assert_true(pktq_push_locked(&f->dev->relay_q, &path, key, pkt, sizeof(pkt)));
+	}
+	pktq_unlock(&f->dev->relay_q);
+	ev_timer_init(&between, note_at_timer, NULL);
+	ev_timer_init(&stop, stop_when_done, NULL);
+	evloop_timer_arm(f->loop, &between, 0);
+	evloop_timer_arm(f->loop, &stop, clock_mono_ns() + NSEC_PER_MSEC);
+	ev_wakeup_signal(f->dev->wakeup);
+	assert_int_equal(evloop_run(f->loop), 0);
+	assert_int_equal(seen.sent, 3000);
+	assert_true(seen.in_order);
+	assert_int_equal(seen.at_timer, 1024);
+	evloop_timer_cancel(f->loop, &between);
+	evloop_timer_cancel(f->loop, &stop);
+	f->dev->relay_send = NULL;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -387,6 +451,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_keys_zeroed_after_three_reject_times, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_relayed_packets_batched_and_coalesced, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_relay_queue_drained_in_shares, setup,
 						teardown),
 	};
 
