@@ -34,6 +34,7 @@
 
 #define ACCEPT_BATCH 64
 #define READ_BATCH   8
+#define READ_BUDGET  (2 * RELAY_RXBUF_BULK) /* bytes per connection per turn */
 
 enum conn_state { CONN_HTTP, CONN_AUTH, CONN_OPEN, CONN_CLOSING, CONN_DEAD };
 
@@ -287,8 +288,8 @@ static void forward(struct conn *src, const uint8_t *p, uint32_t len)
 	dst->last_tx_ns = src->last_rx_ns;
 	r->stats.packets_forwarded++;
 	r->stats.bytes_forwarded += len - 32;
-	/* One send per destination per round of reads, unless one source's
-	 * reads (up to READ_BATCH x 128 KiB) would fill its queue first. */
+	/* One send per destination per round of reads, unless the sources'
+	 * reads in this round would fill its queue first. */
 	if (dst->tx.len >= r->cfg.queue_bytes / 2 && !dst->want_out)
 		conn_flush(dst);
 	else
@@ -376,7 +377,11 @@ static void conn_flush(struct conn *c)
 
 static void conn_read(struct conn *c)
 {
-	for (int i = 0; i < READ_BATCH && c->state != CONN_DEAD; i++) {
+	size_t taken = 0;
+
+	/* A turn's share: a busy source gets two bulk reads, then the loop
+	 * moves on to the others (epoll reports it again next turn). */
+	for (int i = 0; i < READ_BATCH && c->state != CONN_DEAD && taken < READ_BUDGET; i++) {
 		size_t space;
 		uint8_t *buf = relay_rxbuf_space(&c->rx, &space);
 		ssize_t n;
@@ -403,6 +408,7 @@ static void conn_read(struct conn *c)
 			return conn_close(c);
 		}
 		c->last_rx_ns = clock_mono_ns();
+		taken += (size_t)n;
 		if (c->state == CONN_CLOSING)
 			continue; /* draining until EOF: not committed, so dropped */
 		relay_rxbuf_commit(&c->rx, (size_t)n);
