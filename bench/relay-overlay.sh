@@ -57,6 +57,10 @@ relay_overlay_up() {
 			--hostname "$h" --timeout 10 >/dev/null
 	done
 	RELAY_ADDR=$(rk rb ip -4)
-	wait_until 10 n ra ping -c 1 -W 1 "$RELAY_ADDR" >/dev/null
+	if ! wait_until 10 n ra ping -c 1 -W 1 "$RELAY_ADDR" >/dev/null; then
+		echo "knit-relay: ra cannot reach rb ($RELAY_ADDR) through the relay in 10 s" >&2
+		tail -n 5 "$TMP/ra.log" "$TMP/rb.log" "$TMP/rly.log" >&2
+		return 1
+	fi
 	echo "knit-relay: ra -> rb $RELAY_ADDR, path $(rpath)"
 }
