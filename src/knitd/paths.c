@@ -494,6 +494,9 @@ void paths_peer_update(struct paths *p, const struct netmap_peer *np)
 	}
 	if (fresh || memcmp(pp->disco_key, np->disco_key, 32)) {
 		/* A new disco key: a restarted peer, every old path is void. */
+		char b64[KEY_BASE64_LEN + 1];
+		key_to_base64(b64, np->disco_key);
+		log_info("peer disco key peer=%s disco_key=%.8s", np->name, b64);
 		memcpy(pp->disco_key, np->disco_key, 32);
 		disco_shared_key(pp->shared, p->disco_priv, pp->disco_key);
 		pp->n_cands = 0;
@@ -634,8 +637,23 @@ static struct peer_paths *disco_input(struct paths *p, const uint8_t *pkt, size_
 	struct peer_paths *pp = find_disco(p, disco_sender(pkt));
 	struct disco_msg m;
 
-	if (!pp || disco_open(pkt, len, pp->shared, &m) < 0)
-		return NULL; /* not a peer of ours, or forged: dropped without a word */
+	if (!pp || disco_open(pkt, len, pp->shared, &m) < 0) {
+		/* Not a peer of ours, or forged, or a key we have not heard of
+		 * yet: dropped, and said once in a while (a key that stays
+		 * unknown is a map that went wrong). */
+		uint64_t now = clock_mono_ns();
+		p->disco_dropped++;
+		if (now - p->disco_dropped_logged_ns > 5000 * MS) {
+			char ep[ENDPOINT_STRLEN], b64[KEY_BASE64_LEN + 1];
+			endpoint_format(src, ep, sizeof(ep));
+			key_to_base64(b64, disco_sender(pkt));
+			log_info("disco dropped from=%s disco_key=%.8s why=\"%s\" dropped=%llu", ep,
+				 b64, pp ? "does not open" : "unknown disco key",
+				 (unsigned long long)p->disco_dropped);
+			p->disco_dropped_logged_ns = now;
+		}
+		return NULL;
+	}
 	*type = m.type;
 	/* Through a relay, the relay vouches for the sender's node key. */
 	if (relay_src && memcmp(relay_src, pp->node_key, 32))
@@ -792,6 +810,9 @@ void paths_init(struct paths *p, struct evloop *loop, struct wg_device *dev, str
 	memcpy(p->disco_priv, disco_priv, 32);
 	x25519_public(p->disco_pub, disco_priv);
 	memcpy(p->node_pub, node_pub, 32);
+	char b64[KEY_BASE64_LEN + 1];
+	key_to_base64(b64, p->disco_pub);
+	log_info("disco key=%.8s", b64);
 	p->idle_keepalive_ms = PATHS_IDLE_KEEPALIVE_MS;
 }
 

@@ -104,6 +104,7 @@ struct paths {
 	union sockaddr_inet self[PATHS_MAX_CANDIDATES];
 	unsigned n_self;
 	unsigned idle_keepalive_ms; /* pings on an idle peer's direct path */
+	uint64_t disco_dropped, disco_dropped_logged_ns; /* unknown or forged */
 };
 
 void paths_init(struct paths *p, struct evloop *loop, struct wg_device *dev, struct relays *relays,
