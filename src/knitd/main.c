@@ -193,17 +193,7 @@ static void configure_interface(struct wg_device *dev, const struct wg_config *c
 /* SIGUSR1: what the device dropped and why, as one log line. */
 static void on_stats(struct evloop *loop, int signo, void *arg)
 {
-	struct wg_device_stats *st = &((struct wg_device *)arg)->stats;
-
-	log_info("stats rx_invalid=%llu rx_replayed=%llu rx_not_allowed=%llu "
-		 "rx_handshake_dropped=%llu tx_no_peer=%llu tx_no_endpoint=%llu tx_errors=%llu",
-		 (unsigned long long)atomic_load(&st->rx_invalid),
-		 (unsigned long long)atomic_load(&st->rx_replayed),
-		 (unsigned long long)atomic_load(&st->rx_not_allowed),
-		 (unsigned long long)atomic_load(&st->rx_handshake_dropped),
-		 (unsigned long long)atomic_load(&st->tx_no_peer),
-		 (unsigned long long)atomic_load(&st->tx_no_endpoint),
-		 (unsigned long long)atomic_load(&st->tx_errors));
+	device_log_stats(arg);
 }
 
 static void on_signal(struct evloop *loop, int signo, void *arg)

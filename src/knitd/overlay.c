@@ -981,6 +981,17 @@ static int parse_nat_class(const char *s, struct nat_class *c)
 	return c->mapping && c->filtering ? 0 : -EINVAL;
 }
 
+/* SIGUSR1: what the data plane and the path manager dropped. */
+static void on_stats(struct evloop *loop, int signo, void *arg)
+{
+	struct overlay *ov = arg;
+
+	if (ov->dev)
+		device_log_stats(ov->dev);
+	log_info("stats disco_dropped=%llu peers=%zu",
+		 (unsigned long long)ov->paths.disco_dropped, ov->n_peers);
+}
+
 static void on_signal(struct evloop *loop, int signo, void *arg)
 {
 	log_info("stopping signal=%s", strsignal(signo));
@@ -1052,6 +1063,7 @@ int overlay_run(const struct overlay_options *o)
 		goto out;
 	evloop_add_signal(ov->loop, SIGINT, on_signal, NULL);
 	evloop_add_signal(ov->loop, SIGTERM, on_signal, NULL);
+	evloop_add_signal(ov->loop, SIGUSR1, on_stats, ov);
 	signal(SIGPIPE, SIG_IGN);
 	if ((ret = start_device(ov)) < 0 ||
 	    (ret = api_server_new(&ov->api, ov->loop, o->socket_path, &api_ops, ov)) < 0)

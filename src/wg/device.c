@@ -645,3 +645,18 @@ int device_uapi_get(struct wg_device *dev, struct buf *out)
 	free(l.items);
 	return out->err; /* an answer cut short is an error, not a smaller answer */
 }
+
+void device_log_stats(struct wg_device *dev)
+{
+	struct wg_device_stats *st = &dev->stats;
+
+	log_info("stats rx_invalid=%llu rx_replayed=%llu rx_not_allowed=%llu "
+		 "rx_handshake_dropped=%llu tx_no_peer=%llu tx_no_endpoint=%llu tx_errors=%llu",
+		 (unsigned long long)atomic_load(&st->rx_invalid),
+		 (unsigned long long)atomic_load(&st->rx_replayed),
+		 (unsigned long long)atomic_load(&st->rx_not_allowed),
+		 (unsigned long long)atomic_load(&st->rx_handshake_dropped),
+		 (unsigned long long)atomic_load(&st->tx_no_peer),
+		 (unsigned long long)atomic_load(&st->tx_no_endpoint),
+		 (unsigned long long)atomic_load(&st->tx_errors));
+}

@@ -149,6 +149,8 @@ bool device_set_peer_endpoint(struct wg_device *dev, const uint8_t key[NOISE_PUB
 void device_peer_reset_session(struct wg_device *dev, const uint8_t key[NOISE_PUBLIC_KEY_LEN]);
 /* The `get=1` answer, without the final errno line. */
 int device_uapi_get(struct wg_device *dev, struct buf *out);
+/* What the device dropped and why, as one log line (knitd's SIGUSR1). */
+void device_log_stats(struct wg_device *dev);
 
 /*
  * A packet a relay delivered (on the event loop): processed as if it had come
