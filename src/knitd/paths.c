@@ -349,7 +349,12 @@ static void maybe_search(struct paths *p, struct peer_paths *pp, bool asked)
 	}
 }
 
-static void start_discovery(struct paths *p, struct peer_paths *pp)
+/* tell_peer: send call-me-maybe, so that the peer pings us too.  Never in
+ * answer to the peer's own call-me-maybe or ping: two nodes on a relay
+ * would bounce call-me-maybe between them without end (30 % of a core in
+ * each knitd and in the relay, and a flood of pings whose pongs no longer
+ * matched a pending ping). */
+static void start_discovery(struct paths *p, struct peer_paths *pp, bool tell_peer)
 {
 	make_plan(p, pp);
 	if (!pp->online || !pp->n_cands) {
@@ -362,9 +367,17 @@ static void start_discovery(struct paths *p, struct peer_paths *pp)
 	if (pp->best < 0)
 		snprintf(pp->reason, sizeof(pp->reason), "%s",
 			 pp->plan.kind == PLAN_RELAY ? pp->plan.reason : "looking for a direct path");
-	send_call_me_maybe(p, pp);
+	if (tell_peer)
+		send_call_me_maybe(p, pp);
 	maybe_search(p, pp, false);
 	arm(p, pp, 0);
+}
+
+/* The schedule of pings is running (not waiting for a retry). */
+static bool discovering(const struct peer_paths *pp)
+{
+	return ev_timer_armed(&pp->timer) && pp->best < 0 && pp->step > 0 &&
+	       pp->step < SCHEDULE_STEPS;
 }
 
 static void ping_all(struct paths *p, struct peer_paths *pp)
@@ -418,7 +431,7 @@ static void peer_timer(struct evloop *loop, struct ev_timer *t, void *arg)
 
 	if (pp->best >= 0 && pp->unanswered_ns && now - pp->unanswered_ns >= PATHS_DEAD_MS * MS) {
 		use_relay(p, pp, "direct path stopped answering");
-		start_discovery(p, pp);
+		start_discovery(p, pp, true);
 		return;
 	}
 	if (pp->step < SCHEDULE_STEPS) {
@@ -525,7 +538,7 @@ void paths_peer_update(struct paths *p, const struct netmap_peer *np)
 	if (pp->best < 0)
 		use_relay(p, pp, pp->online ? "looking for a direct path" : "peer offline");
 	if (fresh || (pp->best < 0 && !ev_timer_armed(&pp->timer)))
-		start_discovery(p, pp);
+		start_discovery(p, pp, true);
 }
 
 static void peer_paths_free(struct peer_paths *pp)
@@ -627,7 +640,7 @@ static void on_ping(struct paths *p, struct peer_paths *pp, const struct disco_m
 	if (c >= 0 && c != pp->best)
 		ping_cand(p, pp, &pp->cands[c]);
 	if (!ev_timer_armed(&pp->timer) || (pp->best < 0 && pp->step >= SCHEDULE_STEPS))
-		start_discovery(p, pp);
+		start_discovery(p, pp, false);
 }
 
 static struct peer_paths *disco_input(struct paths *p, const uint8_t *pkt, size_t len,
@@ -671,8 +684,14 @@ static struct peer_paths *disco_input(struct paths *p, const uint8_t *pkt, size_
 		for (unsigned i = 0; i < m.n_endpoints; i++)
 			if (!(p->hide_lan && is_lan(&m.endpoints[i])))
 				add_candidate(pp, &m.endpoints[i], false);
+		/* The peer is pinging us now: ping back, on the schedule if
+		 * it is not running, at once if it is (the candidates may be
+		 * new), and search with it if the plan says so. */
 		if (pp->best < 0) {
-			start_discovery(p, pp);
+			if (discovering(pp))
+				ping_all(p, pp);
+			else
+				start_discovery(p, pp, false);
 			maybe_search(p, pp, true);
 		}
 		break;
@@ -727,7 +746,7 @@ void paths_set_self_nat(struct paths *p, const struct nat_class *nat)
 	p->nat = *nat;
 	for (struct peer_paths *pp = p->peers; pp; pp = pp->next)
 		if (pp->best < 0)
-			start_discovery(p, pp);
+			start_discovery(p, pp, true);
 }
 
 void paths_set_mapping_lifetime(struct paths *p, unsigned idle_ms, bool at_least)
@@ -787,7 +806,7 @@ int paths_ping(struct paths *p, const uint8_t node_key[32], struct api_conn *c, 
 	 * pinger too, so the first direct pong shows as soon as there is one. */
 	pinger_tick(p->loop, &pp->pinger_timer, pp);
 	if (pp->best < 0)
-		start_discovery(p, pp);
+		start_discovery(p, pp, true);
 	return 0;
 }
 

@@ -272,6 +272,21 @@ check "n3 (firewalled) still goes through the relay" \
 	bash -c "$(declare -f k n); RUN=$RUN TMP=$TMP KNIT=$KNIT; k n3 status --json |
 	jq -e '.peers[] | select(.name == \"n1\") | .path == \"relay\" and (.path_reason | length > 0)' >/dev/null"
 
+# Nodes that stay on the relay (n3 is firewalled) must leave it quiet once
+# their discovery gave up: a round now and then, not a stream of disco
+# messages bounced between them (each call-me-maybe once answered with one).
+forwarded() {
+	kill -USR1 "$RELAY_PID"
+	sleep 0.2
+	grep -o 'packets_forwarded=[0-9]*' "$TMP/rly.log" | tail -n 1 | cut -d= -f2
+}
+sleep 10 # past n3's discovery rounds with everyone
+F0=$(forwarded)
+sleep 5
+F1=$(forwarded)
+check "an idle overlay with a relayed node: the relay forwards at most 40 packets in 5 s ($((F1 - F0)))" \
+	test "$((F1 - F0))" -le 40
+
 for node in n1 n2 n3 n4 n5; do
 	stop_pid "${NODE_PID[$node]}"
 	check "knitd $node exits cleanly on SIGTERM" test "$STOP_STATUS" -eq 0
