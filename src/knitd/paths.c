@@ -145,6 +145,7 @@ static void send_call_me_maybe(struct paths *p, struct peer_paths *pp)
 	for (unsigned i = 0; i < p->n_self && m.n_endpoints < DISCO_MAX_ENDPOINTS; i++)
 		m.endpoints[m.n_endpoints++] = p->self[i];
 	send_relayed(p, pp, pp->home_relay, &m);
+	pp->cmm_sent_ns = clock_mono_ns();
 }
 
 static int add_candidate_fd(struct peer_paths *pp, const union sockaddr_inet *ep, bool learned,
@@ -350,10 +351,11 @@ static void maybe_search(struct paths *p, struct peer_paths *pp, bool asked)
 }
 
 /* tell_peer: send call-me-maybe, so that the peer pings us too.  Never in
- * answer to the peer's own call-me-maybe or ping: two nodes on a relay
- * would bounce call-me-maybe between them without end (30 % of a core in
- * each knitd and in the relay, and a flood of pings whose pongs no longer
- * matched a pending ping). */
+ * answer to the peer's ping, and in answer to its call-me-maybe only when
+ * we sent none for a second (it carries our candidates, sooner than
+ * control's next delta): two nodes on a relay would bounce call-me-maybe
+ * between them without end (30 % of a core in each knitd and in the relay,
+ * and a flood of pings whose pongs no longer matched a pending ping). */
 static void start_discovery(struct paths *p, struct peer_paths *pp, bool tell_peer)
 {
 	make_plan(p, pp);
@@ -373,12 +375,6 @@ static void start_discovery(struct paths *p, struct peer_paths *pp, bool tell_pe
 	arm(p, pp, 0);
 }
 
-/* The schedule of pings is running (not waiting for a retry). */
-static bool discovering(const struct peer_paths *pp)
-{
-	return ev_timer_armed(&pp->timer) && pp->best < 0 && pp->step > 0 &&
-	       pp->step < SCHEDULE_STEPS;
-}
 
 static void ping_all(struct paths *p, struct peer_paths *pp)
 {
@@ -684,14 +680,12 @@ static struct peer_paths *disco_input(struct paths *p, const uint8_t *pkt, size_
 		for (unsigned i = 0; i < m.n_endpoints; i++)
 			if (!(p->hide_lan && is_lan(&m.endpoints[i])))
 				add_candidate(pp, &m.endpoints[i], false);
-		/* The peer is pinging us now: ping back, on the schedule if
-		 * it is not running, at once if it is (the candidates may be
-		 * new), and search with it if the plan says so. */
+		/* The peer is pinging us now: a burst from us too, so that one
+		 * of ours crosses one of its (without a call-me-maybe back),
+		 * and a search with it if the plan says so. */
 		if (pp->best < 0) {
-			if (discovering(pp))
-				ping_all(p, pp);
-			else
-				start_discovery(p, pp, false);
+			start_discovery(p, pp,
+					clock_mono_ns() - pp->cmm_sent_ns > PATHS_CMM_ANSWER_MS * MS);
 			maybe_search(p, pp, true);
 		}
 		break;
@@ -847,6 +841,18 @@ void paths_destroy(struct paths *p)
 
 void paths_set_self(struct paths *p, const union sockaddr_inet *eps, unsigned n)
 {
-	p->n_self = n < PATHS_MAX_CANDIDATES ? n : PATHS_MAX_CANDIDATES;
-	memcpy(p->self, eps, p->n_self * sizeof(*eps));
+	bool changed;
+
+	n = n < PATHS_MAX_CANDIDATES ? n : PATHS_MAX_CANDIDATES;
+	changed = n != p->n_self || memcmp(p->self, eps, n * sizeof(*eps));
+	p->n_self = n;
+	memcpy(p->self, eps, n * sizeof(*eps));
+	if (!changed)
+		return;
+	/* A new candidate (the relay's STUN just answered, a port mapping):
+	 * peers still looking for a path hear it now through the relay,
+	 * not at control's next delta. */
+	for (struct peer_paths *pp = p->peers; pp; pp = pp->next)
+		if (pp->online && pp->best < 0)
+			send_call_me_maybe(p, pp);
 }

@@ -31,6 +31,7 @@
 #define PATHS_TRUST_MS	     2500 /* a pong this recent makes a path usable */
 #define PATHS_DEAD_MS	     2000 /* pings unanswered this long: back to the relay */
 #define PATHS_ACTIVE_MS	     5000 /* data within this long: the peer is active */
+#define PATHS_CMM_ANSWER_MS  1000 /* a call-me-maybe is answered with ours at most this often */
 /* Idle peers: until the mapping lifetime is measured, and at most. */
 #define PATHS_IDLE_KEEPALIVE_MS	    10000
 #define PATHS_IDLE_KEEPALIVE_MAX_MS 25000
@@ -74,6 +75,7 @@ struct peer_paths {
 	uint64_t first_packet_ns, direct_ns; /* time to direct: since the peer (re)appeared */
 	unsigned failures; /* discovery rounds without a pong, for backoff */
 	uint64_t keepalive_ns;	/* last ping on the best path */
+	uint64_t cmm_sent_ns;	/* our last call-me-maybe to the peer */
 	uint64_t unanswered_ns; /* first ping on it since its last pong, 0: none */
 	uint64_t bytes_seen, active_ns; /* the data plane's counters, when they moved */
 	char reason[128];

@@ -272,9 +272,10 @@ check "n3 (firewalled) still goes through the relay" \
 	bash -c "$(declare -f k n); RUN=$RUN TMP=$TMP KNIT=$KNIT; k n3 status --json |
 	jq -e '.peers[] | select(.name == \"n1\") | .path == \"relay\" and (.path_reason | length > 0)' >/dev/null"
 
-# Nodes that stay on the relay (n3 is firewalled) must leave it quiet once
-# their discovery gave up: a round now and then, not a stream of disco
-# messages bounced between them (each call-me-maybe once answered with one).
+# Nodes that stay on the relay (n3 is firewalled) must leave it nearly
+# quiet: a discovery round now and then, with backoff (a few call-me-maybe
+# each), not a stream of them bounced between two nodes (the bug this
+# guards against forwarded 534,137 packets in these 5 s).
 forwarded() {
 	kill -USR1 "$RELAY_PID"
 	sleep 0.2
@@ -284,8 +285,8 @@ sleep 10 # past n3's discovery rounds with everyone
 F0=$(forwarded)
 sleep 5
 F1=$(forwarded)
-check "an idle overlay with a relayed node: the relay forwards at most 40 packets in 5 s ($((F1 - F0)))" \
-	test "$((F1 - F0))" -le 40
+check "an idle overlay with a relayed node: the relay forwards at most 200 packets in 5 s, not a storm ($((F1 - F0)))" \
+	test "$((F1 - F0))" -le 200
 
 for node in n1 n2 n3 n4 n5; do
 	stop_pid "${NODE_PID[$node]}"
