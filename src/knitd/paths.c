@@ -116,6 +116,11 @@ static void send_ping_fd(struct paths *p, struct peer_paths *pp, const union soc
 	memcpy(pg->txid, m.txid, sizeof(m.txid));
 	pg->to = *to;
 	pg->sent_ns = clock_mono_ns();
+	if (log_get_level() >= LOG_LEVEL_DEBUG) {
+		char ep[ENDPOINT_STRLEN];
+		endpoint_format(to, ep, sizeof(ep));
+		log_debug("disco ping peer=%s to=%s fd=%d step=%u", pp->name, ep, fd, pp->step);
+	}
 	if (endpoint_is_relay(to))
 		send_relayed(p, pp, endpoint_relay_id(to), &m);
 	else
@@ -664,6 +669,11 @@ static struct peer_paths *disco_input(struct paths *p, const uint8_t *pkt, size_
 		return NULL;
 	}
 	*type = m.type;
+	if (log_get_level() >= LOG_LEVEL_DEBUG) {
+		char ep[ENDPOINT_STRLEN];
+		endpoint_format(src, ep, sizeof(ep));
+		log_debug("disco in peer=%s type=%d from=%s", pp->name, m.type, ep);
+	}
 	/* Through a relay, the relay vouches for the sender's node key. */
 	if (relay_src && memcmp(relay_src, pp->node_key, 32))
 		return NULL;

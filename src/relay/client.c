@@ -49,6 +49,10 @@ struct relay_client {
 	bool want_out;
 	struct relay_rxbuf rx;
 	struct relay_txq tx;
+	/* Packets sent while the connection was being made: the first ones
+	 * to a peer (a handshake, a call-me-maybe) go through the relay at
+	 * once, so they wait here for the admission, then go first. */
+	struct relay_txq early;
 	struct ev_timer timer, flush;
 	uint64_t backoff_ms;
 	uint64_t connected_ns, last_rx_ns, last_tx_ns;
@@ -100,6 +104,8 @@ static void close_socket(struct relay_client *c)
 	c->want_out = false;
 	relay_rxbuf_free(&c->rx);
 	relay_txq_free(&c->tx);
+	relay_txq_free(&c->early);
+	relay_txq_init(&c->early, RELAY_CLIENT_EARLY_BYTES);
 	evloop_timer_cancel(c->loop, &c->flush);
 }
 
@@ -213,8 +219,23 @@ static int handle_server_key(struct relay_client *c, const uint8_t *p, uint32_t 
 	return 0;
 }
 
+/* The packets that waited for the admission, first in the queue. */
+static void send_early(struct relay_client *c)
+{
+	struct relay_txq *e = &c->early;
+	size_t first = e->cap - e->head < e->len ? e->cap - e->head : e->len;
+
+	if (e->len && (relay_txq_bytes(&c->tx, e->data + e->head, first) < 0 ||
+		       (e->len > first && relay_txq_bytes(&c->tx, e->data, e->len - first) < 0)))
+		c->stats.tx_dropped++; /* the queue is far larger than early's: never */
+	relay_txq_free(e);
+	relay_txq_init(e, RELAY_CLIENT_EARLY_BYTES);
+	schedule_flush(c);
+}
+
 static void connected(struct relay_client *c)
 {
+	send_early(c);
 	c->state = CONNECTED;
 	c->connected_ns = clock_mono_ns();
 	c->stats.connects++;
@@ -499,6 +520,7 @@ int relay_client_new(struct relay_client **out, struct evloop *loop, const char 
 	memcpy(c->node_priv, node_priv, 32);
 	relay_rxbuf_init(&c->rx);
 	relay_txq_init(&c->tx, RELAY_CLIENT_QUEUE_BYTES);
+	relay_txq_init(&c->early, RELAY_CLIENT_EARLY_BYTES);
 	ev_timer_init(&c->timer, on_timer, c);
 	ev_timer_init(&c->flush, on_flush, c);
 	c->state = WAITING;
@@ -535,11 +557,14 @@ int relay_client_send(struct relay_client *c, const uint8_t dst[32], const void 
 {
 	int ret;
 
-	if (c->state != CONNECTED || c->dying)
-		return -ENOTCONN;
+	if (c->dying || (c->state == WAITING && c->backoff_ms))
+		return -ENOTCONN; /* not before a retry: the packet would be stale */
 	if (!len || len > RELAY_MAX_PACKET)
 		return -EMSGSIZE;
-	ret = queue_frame(c, RELAY_FRAME_SEND_PACKET, dst, 32, pkt, len);
+	if (c->state != CONNECTED)
+		ret = relay_txq_frame(&c->early, RELAY_FRAME_SEND_PACKET, dst, 32, pkt, len);
+	else
+		ret = queue_frame(c, RELAY_FRAME_SEND_PACKET, dst, 32, pkt, len);
 	if (ret < 0) {
 		c->stats.tx_dropped++;
 		return ret == -EMSGSIZE ? ret : -ENOBUFS;

@@ -22,6 +22,7 @@
 #include "lib/evloop.h"
 
 #define RELAY_CLIENT_QUEUE_BYTES    (2048u * 1024)
+#define RELAY_CLIENT_EARLY_BYTES    (64u * 1024) /* sent before the admission */
 #define RELAY_CLIENT_BACKOFF_MIN_MS 100
 #define RELAY_CLIENT_BACKOFF_MAX_MS 10000
 #define RELAY_CLIENT_HANDSHAKE_MS   10000 /* connect + upgrade + proof */
@@ -57,8 +58,10 @@ void relay_client_free(struct relay_client *c);
 
 /*
  * Queues one packet for dst; it is written when the loop next runs its
- * timers.  Returns 0, -ENOTCONN (not admitted now), -ENOBUFS (queue full:
- * the packet is dropped), -EMSGSIZE (empty or over RELAY_MAX_PACKET).
+ * timers, or, while the connection is being made, once the relay admitted
+ * us (at most RELAY_CLIENT_EARLY_BYTES wait; a failed attempt drops them).
+ * Returns 0, -ENOTCONN (waiting to retry after a failure), -ENOBUFS (queue
+ * full: the packet is dropped), -EMSGSIZE (empty or over RELAY_MAX_PACKET).
  */
 int relay_client_send(struct relay_client *c, const uint8_t dst[32], const void *pkt, size_t len);
 bool relay_client_connected(const struct relay_client *c);

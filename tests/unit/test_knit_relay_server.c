@@ -486,6 +486,30 @@ static void test_exchange_both_ways(void **state)
 	node_stop(&b);
 }
 
+/* The first packets to a peer leave through the relay at once, often while
+ * the client is still connecting: they wait for the admission and arrive,
+ * in order, before anything sent later. */
+static void test_packets_before_admission_arrive(void **state)
+{
+	struct node a, b;
+
+	node_init(&a, "a", true);
+	node_init(&b, "b", true);
+	node_start(&b);
+	assert_true(run_until(is_connected, &b, 3000));
+	node_start(&a);
+	assert_false(a.connected);
+	send_text(&a, &b, "sent while connecting 1");
+	send_text(&a, &b, "sent while connecting 2");
+	assert_true(run_until(is_connected, &a, 3000));
+	send_text(&a, &b, "sent after");
+	assert_true(wait_count(&b.rx_count, 3, 2000));
+	assert_int_equal(b.last_len, 10);
+	assert_memory_equal(b.last_pkt, "sent after", 10);
+	node_stop(&a);
+	node_stop(&b);
+}
+
 static void test_unknown_key_refused(void **state)
 {
 	struct node a, u;
@@ -1069,6 +1093,7 @@ int main(void)
 		cmocka_unit_test(test_admission_messages),
 		cmocka_unit_test(test_keymap_many),
 		cmocka_unit_test_setup_teardown(test_exchange_both_ways, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_packets_before_admission_arrive, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unknown_key_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_newer_connection_replaces, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_slow_client_does_not_block_others, setup,
