@@ -7,7 +7,8 @@
 # Each cell asserts the outcome the feasibility analysis expects (77 of 81
 # direct, all 81 connected) and records the time to direct; the times are
 # asserted too (cells that need no search: median <= 200 ms, worst <= 1 s;
-# search cells: worst <= 15 s).  lab/lib/matrix.sh has the diagram and the
+# search cells: worst <= 15 s), and that no ping is lost across the switch
+# from the relay to the direct path.  lab/lib/matrix.sh has the diagram and the
 # method; results go to build/results/matrix.{json,md}.
 #
 #   MATRIX_EXPECT=relay-only   assert only that every cell connected (the
@@ -64,12 +65,23 @@ run() {
 		budget "$name" plain_median_ms 200
 	check "$name: time to direct, cells without search: worst <= 1 s ($(ttd "$name" plain_worst_ms) ms)" \
 		budget "$name" plain_worst_ms 1000
+	# The switch from the relay to the direct path is one atomic store:
+	# with no loss on the links, no ping is lost (but the one in flight
+	# when the ping is stopped).
+	if jq -e --arg n "$name" '.runs[$n].loss_pct == 0' "$OUT/matrix.json" >/dev/null; then
+		check "$name: no ping lost in any direct cell across the switch ($(lost_worst "$name") at most)" \
+			eval '(($(lost_worst "$name") <= 1))'
+	fi
 	if [[ $(ttd "$name" search_cells) != 0 ]]; then
 		check "$name: time to direct, search cells: worst <= 15 s ($(ttd "$name" search_worst_ms) ms)" \
 			budget "$name" search_worst_ms 15000
 	fi
 }
 ttd() { jq -r --arg n "$1" ".runs[\$n].ttd.$2 // \"none\"" "$OUT/matrix.json"; }
+lost_worst() {
+	jq -r --arg n "$1" '[.runs[$n].cells[] | select(.path == "direct") |
+		.pings_sent - .pings_received] | max // 0' "$OUT/matrix.json"
+}
 budget() { jq -e --arg n "$1" --argjson max "$3" ".runs[\$n].ttd.$2 as \$v | \$v != null and \$v <= \$max" "$OUT/matrix.json" >/dev/null; }
 
 run rfc4787-random --special
