@@ -22,6 +22,7 @@
 static const unsigned default_ladder[] = {2000, 5000, 10000, 20000, 40000, 80000, 120000};
 
 enum phase { IDLE, WARM1, WARM2, SILENT, ASK, DONE };
+enum { X, Y };
 
 struct lifetime {
 	struct evloop *loop;
@@ -29,7 +30,7 @@ struct lifetime {
 	void *arg;
 	unsigned ladder[LIFETIME_MAX_STEPS], n;
 	union sockaddr_inet stun;
-	int x, y;	      /* the measured mapping, the asker */
+	int fd[2];	      /* [X] the measured mapping, [Y] the asker */
 	uint16_t mapped_port; /* X's port as the server saw it */
 	enum phase phase;
 	unsigned step, tries;
@@ -40,12 +41,12 @@ struct lifetime {
 
 static void close_socks(struct lifetime *lt)
 {
-	for (int *fd = &lt->x; fd <= &lt->y; fd++) {
-		if (*fd >= 0) {
-			evloop_del_fd(lt->loop, *fd);
-			close(*fd);
+	for (int i = X; i <= Y; i++) {
+		if (lt->fd[i] >= 0) {
+			evloop_del_fd(lt->loop, lt->fd[i]);
+			close(lt->fd[i]);
 		}
-		*fd = -1;
+		lt->fd[i] = -1;
 	}
 }
 
@@ -71,7 +72,7 @@ static void send_request(struct lifetime *lt)
 	n = ask ? stun_build_binding_request_rport(msg, sizeof(msg), lt->txid, lt->mapped_port)
 		: stun_build_binding_request(msg, sizeof(msg), lt->txid, 0);
 	if (n > 0)
-		sendto(ask ? lt->y : lt->x, msg, (size_t)n, MSG_DONTWAIT, &lt->stun.sa,
+		sendto(lt->fd[ask ? Y : X], msg, (size_t)n, MSG_DONTWAIT, &lt->stun.sa,
 		       endpoint_len(&lt->stun));
 	evloop_timer_arm(lt->loop, &lt->timer, clock_mono_ns() + RETRY_MS * MS);
 }
@@ -134,7 +135,7 @@ static void on_answer(struct lifetime *lt, int fd, const struct stun_msg *m)
 {
 	union sockaddr_inet mapped;
 
-	if (fd == lt->y) {
+	if (fd == lt->fd[Y]) {
 		/* Answered to the asker, not to the port it named. */
 		if (lt->phase == ASK)
 			finish(lt, "the STUN server ignores RESPONSE-PORT");
@@ -198,7 +199,7 @@ int lifetime_new(struct lifetime **out, struct evloop *loop, const unsigned *lad
 	lt->loop = loop, lt->ops = ops, lt->arg = arg;
 	memcpy(lt->ladder, ladder_ms, n * sizeof(*ladder_ms));
 	lt->n = n;
-	lt->x = lt->y = -1;
+	lt->fd[X] = lt->fd[Y] = -1;
 	ev_timer_init(&lt->timer, on_timer, lt);
 	*out = lt;
 	return 0;
@@ -214,10 +215,13 @@ int lifetime_start(struct lifetime *lt, const union sockaddr_inet *stun)
 	lt->phase = IDLE;
 	lt->step = 0;
 	endpoint_unmap(stun, &lt->stun);
-	for (int *fd = &lt->x; fd <= &lt->y; fd++) {
+	for (int i = X; i <= Y; i++) {
 		ret = nc_udp_socket(lt->stun.sa.sa_family, NULL, 0);
-		if (ret < 0 ||
-		    (*fd = ret, ret = evloop_add_fd(lt->loop, *fd, EPOLLIN, on_readable, lt)) < 0) {
+		if (ret >= 0) {
+			lt->fd[i] = ret;
+			ret = evloop_add_fd(lt->loop, ret, EPOLLIN, on_readable, lt);
+		}
+		if (ret < 0) {
 			close_socks(lt);
 			return ret;
 		}
@@ -233,7 +237,7 @@ bool lifetime_running(const struct lifetime *lt)
 
 int lifetime_mapping_fd(const struct lifetime *lt)
 {
-	return lt->x;
+	return lt->fd[X];
 }
 
 void lifetime_free(struct lifetime *lt)
