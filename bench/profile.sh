@@ -21,11 +21,7 @@ if [[ -n ${RELAYED:-} ]]; then
 	read -r PID_A PID_B <<<"$RELAY_KNITD_PIDS"
 	CLIENT=ra SERVER=rb DEST=$RELAY_ADDR SIDES="sender receiver relay"
 else
-	netns_add a
-	netns_add b
-	veth a b
-	n a ip addr add 192.168.241.1/24 dev eth0
-	n b ip addr add 192.168.241.2/24 dev eth0
+	two_hosts
 	KA=$(genkey); KB=$(genkey); PA=$(pubkey "$KA"); PB=$(pubkey "$KB")
 	printf '[Interface]\nPrivateKey = %s\nListenPort = 51820\nAddress = 10.9.0.1/24\n[Peer]\nPublicKey = %s\nAllowedIPs = 10.9.0.2/32\nEndpoint = 192.168.241.2:51820\n' \
 		"$KA" "$PB" >"$TMP/ka.conf"

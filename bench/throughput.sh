@@ -54,11 +54,7 @@ COMMAND="ROUNDS=$ROUNDS SECONDS_PER_RUN=$SECS PINGS=$PINGS TESTS='$TESTS' CONTEN
 # The machine is shared: its load before and after says how quiet it was.
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 
-netns_add a
-netns_add b
-veth a b
-n a ip addr add 192.168.241.1/24 dev eth0
-n b ip addr add 192.168.241.2/24 dev eth0
+two_hosts
 
 KA=$(genkey); KB=$(genkey); PA=$(pubkey "$KA"); PB=$(pubkey "$KB")
 # side_conf ME PEER PORT PEERPORT NET FORMAT

@@ -235,11 +235,6 @@ bool lifetime_running(const struct lifetime *lt)
 	return lt && lt->phase != IDLE && lt->phase != DONE;
 }
 
-int lifetime_mapping_fd(const struct lifetime *lt)
-{
-	return lt->fd[X];
-}
-
 void lifetime_free(struct lifetime *lt)
 {
 	if (!lt)

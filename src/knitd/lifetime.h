@@ -43,6 +43,4 @@ int lifetime_new(struct lifetime **out, struct evloop *loop, const unsigned *lad
 int lifetime_start(struct lifetime *lt, const union sockaddr_inet *stun);
 bool lifetime_running(const struct lifetime *lt);
 void lifetime_free(struct lifetime *lt);
-/* Tests: the socket whose mapping is measured (close it to "expire" it). */
-int lifetime_mapping_fd(const struct lifetime *lt);
 #endif

@@ -51,6 +51,16 @@ veth() {
 	n "$2" ip link set eth0 up
 }
 
+# two_hosts: namespaces a and b joined by a veth, 192.168.241.1 and .2 (the
+# underlay of the WireGuard tests and the benchmarks).
+two_hosts() {
+	netns_add a
+	netns_add b
+	veth a b
+	n a ip addr add 192.168.241.1/24 dev eth0
+	n b ip addr add 192.168.241.2/24 dev eth0
+}
+
 # bg NS CMD...: start CMD in NS in the background; its PID is in $LAST_PID.
 bg() {
 	local ns=$1; shift

@@ -123,11 +123,7 @@ tunnel_up() { wait_until 5 n a ping -c 1 -W 1 10.9.0.2 >/dev/null; }
 
 head -c "$((SIZE_MB << 20))" /dev/urandom >"$TMP/data"
 for pair in knitd:knitd knitd:plain knitd:wggo; do
-	netns_add a
-	netns_add b
-	veth a b
-	n a ip addr add 192.168.241.1/24 dev eth0
-	n b ip addr add 192.168.241.2/24 dev eth0
+	two_hosts
 	up a "${pair%:*}"
 	up b "${pair#*:}"
 	check "$pair: tunnel up" tunnel_up

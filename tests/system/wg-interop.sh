@@ -67,11 +67,7 @@ up() {
 
 declare -A SIDE_PID IMPL
 topology() {
-	netns_add a
-	netns_add b
-	veth a b
-	n a ip addr add 192.168.241.1/24 dev eth0
-	n b ip addr add 192.168.241.2/24 dev eth0
+	two_hosts
 	n a ip addr add fd00:241::1/64 dev eth0 nodad
 	n b ip addr add fd00:241::2/64 dev eth0 nodad
 }
