@@ -116,3 +116,35 @@ deny 0-65535 0.0.0.0/0 0-65535
 EOF
 	spawn "$h" "miniupnpd-$h" miniupnpd -d -f "$conf" -P "$RUNDIR/$h-miniupnpd.pid"
 }
+
+# knit_servers_up DIR: knit-control (PUB_NET.1:8080) and knit-relay
+# (PUB_NET.2:8443, STUN 3478) with their state in DIR; the relay's STUN
+# also answers from a second address (PUB_NET.5:3479, RFC 5780), without
+# which knitd's netcheck cannot tell how its NAT maps and filters, and so
+# never plans a search.  Sets KS_URL, KS_CK (the control key) and KS_AUTH
+# (a reusable auth key); on failure returns 1 with KS_ERR set.
+# shellcheck disable=SC2034 # KS_* are read by matrix.sh and perf.sh
+KS_URL=http://$PUB_NET.1:8080
+KS_STUN_ALT=$PUB_NET.5
+# shellcheck disable=SC2034 # KS_* are read by matrix.sh and perf.sh
+knit_servers_up() {
+	local d=$1 control=${CONTROL:-$LAB_BUILD/knit-control} relay=${RELAY:-$LAB_BUILD/knit-relay} rk
+	KS_ERR=''
+	mkdir -p "$d"
+	if ! KS_CK=$("$control" key --state-dir "$d/ctl" 2>/dev/null) ||
+		! rk=$("$relay" key --state-dir "$d/rly" 2>/dev/null) ||
+		! "$control" relay add --id 1 --region lab --host "$PUB_NET.2" --port 8443 \
+			--stun-port 3478 --stun-alt "$KS_STUN_ALT:3479" --key "$rk" --state-dir "$d/ctl" >/dev/null ||
+		! KS_AUTH=$("$control" authkey create --reusable --state-dir "$d/ctl"); then
+		KS_ERR="knit-control/knit-relay setup failed"
+		return 1
+	fi
+	spawn control knit-control "$control" serve --listen "$PUB_NET.1:8080" --state-dir "$d/ctl"
+	wait_for 5 ks_listening control 8080 || { KS_ERR="knit-control did not listen"; return 1; }
+	ip -n "$P-relay" addr replace "$KS_STUN_ALT/24" dev eth0
+	spawn relay knit-relay "$relay" serve --listen "$PUB_NET.2:8443" --stun "$PUB_NET.2:3478" \
+		--stun-alt "$KS_STUN_ALT:3479" --control "$KS_URL" --control-key "$KS_CK" --state-dir "$d/rly"
+	wait_for 5 ks_listening relay 8443 || { KS_ERR="knit-relay did not listen"; return 1; }
+}
+
+ks_listening() { [[ -n $(nsx "$1" ss -Hltn "sport = :$2") ]]; }

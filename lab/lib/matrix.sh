@@ -41,8 +41,6 @@ MX_KNITD=${KNITD:-$LAB_BUILD/knitd}
 MX_KNIT=${KNIT:-$LAB_BUILD/knit}
 MX_CONTROL=${CONTROL:-$LAB_BUILD/knit-control}
 MX_RELAY=${RELAY:-$LAB_BUILD/knit-relay}
-MX_URL=http://$PUB_NET.1:8080
-MX_STUN_ALT=$PUB_NET.5 # the relay's second address (RFC 5780)
 MX_POLL=0.03 # status poll interval, s
 MX_PING_INTERVAL=0.05
 
@@ -206,24 +204,8 @@ mx_lab_up() {
 	KNIT_LAB_PREFIX=$P LAB_QUIET=1 "$LAB_ROOT/lab/knit-lab" up $(mx_shape_args "$shape") >/dev/null ||
 		{ MX_ERR="knit-lab up failed"; return 1; }
 	MX_SHAPE=$shape
-	d=$RUNDIR/mx
-	mkdir -p "$d"
-	if ! MX_CK=$("$MX_CONTROL" key --state-dir "$d/ctl" 2>/dev/null) ||
-		! MX_RK=$("$MX_RELAY" key --state-dir "$d/rly" 2>/dev/null) ||
-		! "$MX_CONTROL" relay add --id 1 --region lab --host "$PUB_NET.2" --port 8443 \
-			--stun-port 3478 --stun-alt "$MX_STUN_ALT:3479" --key "$MX_RK" --state-dir "$d/ctl" >/dev/null ||
-		! MX_AUTH=$("$MX_CONTROL" authkey create --reusable --state-dir "$d/ctl"); then
-		MX_ERR="knit-control/knit-relay setup failed"
-		return 1
-	fi
-	spawn control knit-control "$MX_CONTROL" serve --listen "$PUB_NET.1:8080" --state-dir "$d/ctl"
-	wait_for 5 mx_listening control 8080 || { MX_ERR="knit-control did not listen"; return 1; }
-	# The relay's STUN answers RFC 5780 from a second address, so that
-	# knitd's netcheck classifies its NAT (mapping and filtering).
-	ip -n "$P-relay" addr add "$MX_STUN_ALT/24" dev eth0
-	spawn relay knit-relay "$MX_RELAY" serve --listen "$PUB_NET.2:8443" --stun "$PUB_NET.2:3478" \
-		--stun-alt "$MX_STUN_ALT:3479" --control "$MX_URL" --control-key "$MX_CK" --state-dir "$d/rly"
-	wait_for 5 mx_listening relay 8443 || { MX_ERR="knit-relay did not listen"; return 1; }
+	knit_servers_up "$RUNDIR/mx" || { MX_ERR=$KS_ERR; return 1; }
+	MX_CK=$KS_CK MX_AUTH=$KS_AUTH
 	if [[ $shape == pair && -n $MX_LINK ]]; then
 		# shellcheck disable=SC2086  # the link's options, one a word
 		(link_set router1 $MX_LINK && link_set router2 $MX_LINK) >/dev/null ||
@@ -231,7 +213,6 @@ mx_lab_up() {
 	fi
 }
 
-mx_listening() { [[ -n $(nsx "$1" ss -Hltn "sport = :$2") ]]; }
 
 # mx_knitd_start HOST [OPTIONS]: knitd with the host's state (the node key
 # survives cells), logged in.
@@ -243,7 +224,7 @@ mx_knitd_start() {
 	spawn "$h" "knitd-$h" "$MX_KNITD" --state-dir "$d/$h" --socket "$d/$h.sock" "$@"
 	wait_for 5 test -S "$d/$h.sock" || { MX_ERR="knitd on $h did not start: $(tail -n 2 "$RUNDIR/log/knitd-$h.log" | tr '\n' ' ')"; return 1; }
 	if [[ ! -f $d/$h.joined ]]; then
-		"$MX_KNIT" --socket "$d/$h.sock" up --control "$MX_URL" --control-key "$MX_CK" \
+		"$MX_KNIT" --socket "$d/$h.sock" up --control "$KS_URL" --control-key "$MX_CK" \
 			--auth-key "$MX_AUTH" --hostname "$h" --timeout 10 >/dev/null 2>"$d/$h.up.err" ||
 			{ MX_ERR="knit up on $h failed: $(head -c 200 "$d/$h.up.err")"; return 1; }
 		"$MX_KNIT" --socket "$d/$h.sock" ip -4 >"$d/$h.ip" 2>/dev/null

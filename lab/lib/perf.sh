@@ -37,7 +37,6 @@ PF_KNITD=${KNITD:-$LAB_BUILD/knitd}
 PF_KNIT=${KNIT:-$LAB_BUILD/knit}
 PF_CONTROL=${CONTROL:-$LAB_BUILD/knit-control}
 PF_RELAY=${RELAY:-$LAB_BUILD/knit-relay}
-PF_URL=http://$PUB_NET.1:8080
 PF_WG_NET=192.168.77 # wireguard-go's tunnel: A .1, B .2
 PF_WG_PORT=51820
 PF_IPERF_PORT=5201
@@ -218,21 +217,13 @@ pf_knit_direct() { [[ $(pf_knit_path) == direct ]]; }
 # pf_knit_up: knit-control and knit-relay on the public side, knitd on A
 # and B, both logged in; waits for the direct path for --wait-direct s.
 pf_knit_up() {
-	local d=$RUNDIR/perf ck rk auth h
-	ck=$("$PF_CONTROL" key --state-dir "$d/ctl" 2>>"$RUNDIR/log/perf-setup.log") || die "perf: knit-control key failed"
-	rk=$("$PF_RELAY" key --state-dir "$d/rly" 2>>"$RUNDIR/log/perf-setup.log") || die "perf: knit-relay key failed"
-	"$PF_CONTROL" relay add --id 1 --region lab --host "$PUB_NET.2" --port 8443 \
-		--stun-port 3478 --key "$rk" --state-dir "$d/ctl" >/dev/null || die "perf: relay add failed"
-	auth=$("$PF_CONTROL" authkey create --reusable --state-dir "$d/ctl") || die "perf: authkey failed"
-	spawn control knit-control "$PF_CONTROL" serve --listen "$PUB_NET.1:8080" --state-dir "$d/ctl"
-	wait_for 5 pf_listening control tn 8080 || die "perf: knit-control did not listen"
-	spawn relay knit-relay "$PF_RELAY" serve --listen "$PUB_NET.2:8443" --stun "$PUB_NET.2:3478" \
-		--control "$PF_URL" --control-key "$ck" --state-dir "$d/rly"
-	wait_for 5 pf_listening relay tn 8443 || die "perf: knit-relay did not listen"
+	local d=$RUNDIR/perf ck auth h
+	knit_servers_up "$d" || die "perf: $KS_ERR (logs: $RUNDIR/log)"
+	ck=$KS_CK auth=$KS_AUTH
 	for h in "$PF_A" "$PF_B"; do
 		spawn "$h" "knitd-$h" "$PF_KNITD" --state-dir "$d/$h" --socket "$d/$h.sock"
 		wait_for 5 test -S "$d/$h.sock" || die "perf: knitd on $h did not start (log: $RUNDIR/log/knitd-$h.log)"
-		"$PF_KNIT" --socket "$d/$h.sock" up --control "$PF_URL" --control-key "$ck" \
+		"$PF_KNIT" --socket "$d/$h.sock" up --control "$KS_URL" --control-key "$ck" \
 			--auth-key "$auth" --hostname "$h" --timeout 10 >/dev/null ||
 			die "perf: knit up on $h failed"
 	done
