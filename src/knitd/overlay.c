@@ -666,11 +666,7 @@ static json_t *peer_status(struct overlay *ov, const struct netmap_peer *np)
 	key_to_base64(key, np->node_key);
 	const struct peer_paths *pp = paths_find(&ov->paths, np->node_key);
 
-	if (wp && peer_get_endpoint(wp, &e) && endpoint_is_relay(&e) && endpoint_relay_id(&e) == 0 &&
-	    pp && pp->best >= 0) {
-		path = "direct"; /* on a socket of the birthday search */
-		endpoint_format(&pp->cands[pp->best].ep, ep, sizeof(ep));
-	} else if (wp && peer_get_endpoint(wp, &e)) {
+	if (wp && peer_get_endpoint(wp, &e)) {
 		if (endpoint_is_relay(&e)) {
 			relay = endpoint_relay_id(&e);
 			path = relays_connected(&ov->relays, relay) ? "relay" : "none";
@@ -830,10 +826,7 @@ static void relay_send(void *arg, uint16_t relay_id, const uint8_t key[32], cons
 {
 	struct overlay *ov = arg;
 
-	if (relay_id == 0) /* a socket the birthday search found */
-		paths_send_aux(&ov->paths, key, pkt, len);
-	else
-		relays_send(&ov->relays, relay_id, key, pkt, len);
+	relays_send(&ov->relays, relay_id, key, pkt, len);
 }
 
 static void on_relay_disco(void *arg, int relay_id, const uint8_t src[32], const uint8_t *pkt,

@@ -235,6 +235,14 @@ static void choose(struct paths *p, struct peer_paths *pp)
 	    !(pp->cands[best].lan && !pp->cands[pp->best].lan) &&
 	    pp->cands[best].rtt_ns * 10 > pp->cands[pp->best].rtt_ns * 7)
 		return;
+	/* On a socket of the search, the device sends through that socket. */
+	union sockaddr_inet path = pp->cands[best].ep;
+	if (pp->cands[best].fd >= 0) {
+		int slot = search_side_slot(pp->search, pp->cands[best].fd);
+		if (slot < 0)
+			return; /* a socket of the search that lost */
+		endpoint_set_side(&path, &pp->cands[best].ep, (unsigned)slot);
+	}
 	/* A new best path: one atomic store in the data plane, no packet lost
 	 * (the old path keeps delivering what is in flight). */
 	pp->best = best;
@@ -242,16 +250,8 @@ static void choose(struct paths *p, struct peer_paths *pp)
 	pp->failures = 0;
 	pp->unanswered_ns = 0;
 	pp->keepalive_ns = now;
-	if (pp->cands[best].fd >= 0) {
-		/* A search socket of ours: the data plane hands the peer's
-		 * packets to the event loop (relay id 0), paths_send_aux(). */
-		union sockaddr_inet aux;
-		endpoint_set_relay(&aux, 0);
-		device_set_peer_endpoint(p->dev, pp->node_key, &aux);
-	} else {
-		if (!device_set_peer_endpoint(p->dev, pp->node_key, &pp->cands[best].ep))
-			log_warn("path not set: the device has no such peer");
-	}
+	if (!device_set_peer_endpoint(p->dev, pp->node_key, &path))
+		log_warn("path not set: the device has no such peer");
 	if (!pp->direct_ns)
 		pp->direct_ns = now;
 	peer_label(pp, who, sizeof(who));
@@ -720,26 +720,20 @@ bool paths_aux_input(struct peer_paths *pp, int fd, const uint8_t *pkt, size_t l
 
 	endpoint_unmap(src, &from);
 	if (!disco_is_message(pkt, len)) {
-		/* WireGuard on the socket a search found: into the device as if
-		 * relayed (relay id 0 names these sockets). */
-		device_receive_relayed(p->dev, 0, pkt, len);
+		/* WireGuard on a socket of the search: the peer took the path
+		 * there; the device reads that socket from now on. */
+		union sockaddr_inet side;
+		int slot = search_side_slot(pp->search, fd);
+		if (slot > 0) {
+			endpoint_set_side(&side, &from, (unsigned)slot);
+			device_loop_rx_add(p->dev, &side, pkt, len);
+			device_relayed_flush(p->dev);
+		}
 		return false;
 	}
 	if (disco_input(p, pkt, len, &from, NULL, fd, &type) != pp)
 		return false;
 	return pp->best >= 0 && pp->cands[pp->best].fd == fd;
-}
-
-void paths_send_aux(struct paths *p, const uint8_t node_key[32], const uint8_t *pkt, size_t len)
-{
-	struct peer_paths *pp = find(p, node_key);
-	const struct path_cand *c;
-	union sockaddr_inet v4;
-
-	if (!pp || pp->best < 0 || (c = &pp->cands[pp->best])->fd < 0)
-		return;
-	endpoint_unmap(&c->ep, &v4);
-	sendto(c->fd, pkt, len, MSG_DONTWAIT, &v4.sa, endpoint_len(&v4));
 }
 
 void paths_set_self_nat(struct paths *p, const struct nat_class *nat)

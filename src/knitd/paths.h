@@ -133,8 +133,6 @@ void paths_set_self_nat(struct paths *p, const struct nat_class *nat);
 /* Our NAT kept an idle mapping idle_ms (at_least: the probe stopped there):
  * idle peers' direct paths are pinged at half that (knitd/lifetime.h). */
 void paths_set_mapping_lifetime(struct paths *p, unsigned idle_ms, bool at_least);
-/* The data plane's packets for a peer on a search socket (relay id 0). */
-void paths_send_aux(struct paths *p, const uint8_t node_key[32], const uint8_t *pkt, size_t len);
 
 /* For search.c. */
 int paths_seal_ping(struct peer_paths *pp, uint8_t *out, size_t size, const uint8_t *txid);

@@ -13,6 +13,7 @@
 #include "knitd/paths.h"
 #include "lib/clock.h"
 #include "lib/log.h"
+#include "wg/device.h"
 
 #define MS	       1000000ULL
 #define TICK_MS	       25 /* the spray goes out in small bursts */
@@ -29,7 +30,8 @@ struct search {
 	int fds[PLAN_SEARCH_SOCKETS];
 	unsigned n_fds;
 	int winner;
-	bool hit; /* the path manager has a direct path: probing is over */
+	int winner_slot; /* the device's side socket slot once it has it, else 0 */
+	bool hit;	 /* the path manager has a direct path: probing is over */
 	unsigned sent;
 	uint64_t started_ns, next_open_ns;
 	struct ev_timer tick;
@@ -73,12 +75,29 @@ static void stop(struct search *s, const char *how)
 		 (unsigned long long)((clock_mono_ns() - s->started_ns) / MS));
 }
 
+static struct wg_device *device_of(const struct search *s)
+{
+	return s->pp->owner->dev;
+}
+
+/* What the device reads on the winner that is not WireGuard: disco. */
+static void on_side_other(void *arg, const uint8_t *pkt, size_t len, const union sockaddr_inet *src)
+{
+	struct search *s = arg;
+
+	paths_aux_input(s->pp, s->winner, pkt, len, src);
+}
+
 /* A datagram on one of the opener's sockets: disco from the peer, or, once
- * the path is up, WireGuard. */
+ * the path is up, WireGuard (the device reads the winner in batches). */
 static void on_socket(struct evloop *loop, int fd, uint32_t events, void *arg)
 {
 	struct search *s = arg;
 
+	if (fd == s->winner && s->winner_slot) {
+		device_side_read(device_of(s), (unsigned)s->winner_slot, on_side_other, s);
+		return;
+	}
 	for (int n = 0; n < 64; n++) {
 		uint8_t pkt[2048];
 		union sockaddr_inet src;
@@ -254,7 +273,10 @@ void search_free(struct search *s)
 	stop(s, "stopped");
 	if (s->winner >= 0) {
 		evloop_del_fd(loop_of(s), s->winner);
-		close(s->winner);
+		if (s->winner_slot)
+			device_side_remove(device_of(s), (unsigned)s->winner_slot);
+		else
+			close(s->winner);
 	}
 	free(s);
 }
@@ -272,4 +294,23 @@ const uint8_t *search_txid(const struct search *s)
 int search_winner_fd(const struct search *s)
 {
 	return s ? s->winner : -1;
+}
+
+int search_side_slot(struct search *s, int fd)
+{
+	int slot;
+
+	if (!s || fd < 0 || (s->winner >= 0 && s->winner != fd))
+		return -1;
+	if (s->winner_slot)
+		return s->winner_slot;
+	slot = device_side_add(device_of(s), fd);
+	if (slot < 0) {
+		log_warn("no side socket for a search's path peer=%s error=\"%s\"", s->pp->name,
+			 strerror(-slot));
+		return -1;
+	}
+	s->winner = fd;
+	s->winner_slot = slot;
+	return slot;
 }

@@ -13,8 +13,9 @@
  *     peer's window in turn (every one a fresh mapping of ours).
  * Probes go at the plan's rate, up to its count (search_probe aims them).
  * A probe that lands is answered from where it landed; a socket of ours
- * that wins then carries the peer's traffic (the data plane reaches it
- * through the relay-path hand-off, relay id 0).  Bounded: 256 sockets,
+ * that wins then carries the peer's traffic: the device takes it as a side
+ * socket (wg/device.h), sends on it from its tx thread and reads it in
+ * batches.  Bounded: 256 sockets,
  * 15 s, then the sockets close and the peer stays on its relay until a
  * later try.
  */
@@ -42,4 +43,9 @@ const uint8_t *search_txid(const struct search *s);
 /* The opener's socket that won (kept after the search), or -1.  It stays
  * open until search_free(). */
 int search_winner_fd(const struct search *s);
+/* The device's side-socket slot for our socket fd (lib/addr.h's
+ * AF_KNIT_SIDE), handing it to the device (it becomes the winner) if the
+ * search has no winner yet; -1 for a socket that lost or when the device
+ * has no free slot.  The device closes it when the search ends. */
+int search_side_slot(struct search *s, int fd);
 #endif

@@ -256,6 +256,9 @@ int endpoint_format(const union sockaddr_inet *ep, char *buf, size_t len)
 			n = snprintf(buf, len, "[%s]:%u", addr, ntohs(u.in6.sin6_port));
 	} else if (u.sa.sa_family == AF_KNIT_RELAY) {
 		n = snprintf(buf, len, "relay:%u", endpoint_relay_id(&u));
+	} else if (u.sa.sa_family == AF_KNIT_SIDE) {
+		inet_ntop(AF_INET, &u.in.sin_addr, addr, sizeof(addr));
+		n = snprintf(buf, len, "%s:%u", addr, ntohs(u.in.sin_port));
 	} else {
 		n = snprintf(buf, len, "(none)");
 	}
@@ -279,6 +282,10 @@ bool endpoint_equal(const union sockaddr_inet *a, const union sockaddr_inet *b)
 		       !memcmp(&x.in6.sin6_addr, &y.in6.sin6_addr, sizeof(x.in6.sin6_addr));
 	if (x.sa.sa_family == AF_KNIT_RELAY)
 		return endpoint_relay_id(&x) == endpoint_relay_id(&y);
+	if (x.sa.sa_family == AF_KNIT_SIDE)
+		return x.in.sin_port == y.in.sin_port &&
+		       x.in.sin_addr.s_addr == y.in.sin_addr.s_addr &&
+		       endpoint_side_slot(&x) == endpoint_side_slot(&y);
 	return x.sa.sa_family == 0;
 }
 
@@ -287,6 +294,28 @@ void endpoint_set_relay(union sockaddr_inet *ep, uint16_t relay_id)
 	memset(ep, 0, sizeof(*ep));
 	ep->sa.sa_family = AF_KNIT_RELAY;
 	ep->in.sin_port = relay_id;
+}
+
+void endpoint_set_side(union sockaddr_inet *ep, const union sockaddr_inet *to, unsigned slot)
+{
+	union sockaddr_inet v4;
+
+	endpoint_unmap(to, &v4);
+	memset(ep, 0, sizeof(*ep));
+	ep->sa.sa_family = AF_KNIT_SIDE;
+	ep->in.sin_port = v4.in.sin_port;
+	ep->in.sin_addr = v4.in.sin_addr;
+	ep->in6.sin6_scope_id = slot;
+}
+
+void endpoint_side_dest(const union sockaddr_inet *ep, union sockaddr_inet *out)
+{
+	union sockaddr_inet v4 = {0};
+
+	v4.in.sin_family = AF_INET;
+	v4.in.sin_port = ep->in.sin_port;
+	v4.in.sin_addr = ep->in.sin_addr;
+	*out = v4;
 }
 
 socklen_t endpoint_len(const union sockaddr_inet *ep)

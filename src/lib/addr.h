@@ -69,4 +69,26 @@ static inline uint16_t endpoint_relay_id(const union sockaddr_inet *ep)
 	return ep->in.sin_port;
 }
 
+/*
+ * A path through one of the device's side sockets (a UDP socket of its own,
+ * with its own NAT mapping: the one a birthday search won): family
+ * AF_KNIT_SIDE, the peer's IPv4 address and port where sockaddr_in has
+ * them, the socket's slot in sin6_scope_id (past sockaddr_in's end).  The
+ * device sends such packets on that socket to endpoint_side_dest().
+ * Formats as the address.
+ */
+#define AF_KNIT_SIDE 0xf2
+/* to: IPv4 or IPv4-mapped. */
+void endpoint_set_side(union sockaddr_inet *ep, const union sockaddr_inet *to, unsigned slot);
+static inline bool endpoint_is_side(const union sockaddr_inet *ep)
+{
+	return ep->sa.sa_family == AF_KNIT_SIDE;
+}
+static inline unsigned endpoint_side_slot(const union sockaddr_inet *ep)
+{
+	return ep->in6.sin6_scope_id;
+}
+/* The IPv4 address a side endpoint sends to. */
+void endpoint_side_dest(const union sockaddr_inet *ep, union sockaddr_inet *out);
+
 #endif

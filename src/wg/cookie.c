@@ -61,7 +61,7 @@ static void make_cookie(uint8_t cookie[COOKIE_LEN], struct cookie_checker *c,
 		c->secret_birth_ns = now;
 	}
 	endpoint_unmap(src, &s);
-	if (s.sa.sa_family == AF_INET) {
+	if (s.sa.sa_family == AF_INET || endpoint_is_side(&s)) { /* same layout */
 		memcpy(data, &s.in.sin_addr, 4);
 		memcpy(data + 4, &s.in.sin_port, 2);
 		len = 6;

@@ -208,6 +208,7 @@ int device_new(struct wg_device **out, struct evloop *loop, const char *ifname,
 	dev->loop = loop;
 	dev->mtu = WG_DEFAULT_MTU;
 	dev->retired_fd = -1;
+	side_init(dev);
 	dev->stop_efd = -1;
 	atomic_init(&dev->udp_fd, -1);
 	atomic_init(&dev->udp_family, AF_INET6);
@@ -388,6 +389,7 @@ void device_free(struct wg_device *dev)
 		close(atomic_load(&dev->udp_fd));
 	if (dev->retired_fd >= 0)
 		close(dev->retired_fd);
+	side_free(dev);
 	if (dev->tun_fd >= 0)
 		close(dev->tun_fd); /* a non-persistent TUN disappears with it */
 	if (dev->stop_efd >= 0)

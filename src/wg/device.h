@@ -61,6 +61,23 @@ struct wg_device_stats {
 	_Atomic uint64_t tx_errors;
 };
 
+/*
+ * Side sockets (side.c): UDP sockets of the device besides its own, each
+ * behind its own NAT mapping, named by AF_KNIT_SIDE endpoints (lib/addr.h).
+ * fd[slot] is -1 when free, SIDE_RETIRING while a removed socket waits
+ * for the tx thread to begin a batch after retired_epoch[slot].
+ */
+#define DEVICE_SIDE_SLOTS 256
+#define SIDE_RETIRING	  (-2)
+struct side_sockets {
+	_Atomic int fd[DEVICE_SIDE_SLOTS]; /* slot 0 is never used */
+	int retired_fd[DEVICE_SIDE_SLOTS];
+	uint64_t retired_epoch[DEVICE_SIDE_SLOTS];
+	unsigned n_retiring;
+	_Atomic uint64_t tx_epoch; /* the tx thread's batches begun */
+	struct side_rx *rx;	   /* read buffers, from the first side socket */
+};
+
 struct wg_device {
 	char ifname[IF_NAMESIZE];
 	struct evloop *loop;
@@ -87,6 +104,7 @@ struct wg_device {
 	int retired_fd;		  /* closed once rx has moved off it */
 	uint16_t listen_port;
 	uint32_t fwmark;
+	struct side_sockets side;
 
 	int tun_fd;
 	unsigned tun_offloads; /* TUN_OFFLOAD_* (tun.h): set before the threads start */
@@ -166,7 +184,25 @@ void device_receive_relayed(struct wg_device *dev, uint16_t relay_id, const uint
  * its timers.  Order is kept.
  */
 void device_relayed_add(struct wg_device *dev, uint16_t relay_id, const uint8_t *pkt, size_t len);
+/* The same for a packet that came from src (a side path). */
+void device_loop_rx_add(struct wg_device *dev, const union sockaddr_inet *src, const uint8_t *pkt,
+			size_t len);
 void device_relayed_flush(struct wg_device *dev);
+
+/*
+ * Side sockets (event loop only).  device_side_add gives the device a UDP
+ * socket of its own (IPv4); the device owns it from then on and returns
+ * its slot (for endpoint_set_side), or -ENOSPC.  device_side_remove stops
+ * sending on it and closes it once the tx thread cannot be using it.
+ * device_side_read reads what it holds, a few batches at most: WireGuard
+ * is opened and written to the TUN as relayed packets are, anything else
+ * (disco) goes to other with its source.
+ */
+int device_side_add(struct wg_device *dev, int fd);
+void device_side_remove(struct wg_device *dev, unsigned slot);
+typedef void side_other_fn(void *arg, const uint8_t *pkt, size_t len,
+			   const union sockaddr_inet *src);
+void device_side_read(struct wg_device *dev, unsigned slot, side_other_fn *other, void *arg);
 /* Sends a datagram that is not WireGuard (STUN, disco) from the device's
  * socket.  Returns 0 or -errno. */
 int device_send_aside(struct wg_device *dev, const union sockaddr_inet *to, const void *pkt,
@@ -186,6 +222,12 @@ struct dp_thread {
 int dp_thread_init(struct dp_thread *t, struct wg_device *dev, size_t buf_size);
 void dp_thread_destroy(struct dp_thread *t);
 int device_rebind(struct wg_device *dev, uint16_t port);
+/* side.c */
+void side_init(struct wg_device *dev);
+void side_reap(struct wg_device *dev); /* from the tick */
+void side_free(struct wg_device *dev);
+/* The socket a side endpoint sends on (or -1) and its destination. */
+int side_fd_for(struct wg_device *dev, const union sockaddr_inet *ep, union sockaddr_inet *dest);
 
 /* send.c */
 struct tx_state;

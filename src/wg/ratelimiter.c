@@ -54,7 +54,7 @@ static void source_key(uint8_t key[9], const union sockaddr_inet *src)
 
 	memset(key, 0, 9);
 	endpoint_unmap(src, &s);
-	if (s.sa.sa_family == AF_INET) {
+	if (s.sa.sa_family == AF_INET || endpoint_is_side(&s)) { /* same layout */
 		key[0] = 4;
 		memcpy(key + 1, &s.in.sin_addr, 4);
 	} else {

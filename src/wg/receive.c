@@ -20,6 +20,7 @@
 #include "wg/device.h"
 #include "wg/offload.h"
 #include "wg/tun.h"
+#include "wg/udp.h"
 
 #define RX_BATCH     DP_BATCH
 #define RX_BUF_SIZE  65536
@@ -526,20 +527,6 @@ invalid:
 	return 0;
 }
 
-/* The segment size of a GRO'd datagram, or 0. */
-static size_t rx_gro_size(const struct msghdr *m)
-{
-	for (struct cmsghdr *cm = CMSG_FIRSTHDR(m); cm; cm = CMSG_NXTHDR((struct msghdr *)m, cm)) {
-		int size;
-		if (cm->cmsg_level != SOL_UDP || cm->cmsg_type != UDP_GRO ||
-		    cm->cmsg_len < CMSG_LEN(sizeof(size)))
-			continue;
-		memcpy(&size, CMSG_DATA(cm), sizeof(size));
-		return size > 0 ? (size_t)size : 0;
-	}
-	return 0;
-}
-
 /* Processes a received batch under the read lock, collecting plaintext. */
 static void rx_process_batch(struct rx_state *s, unsigned n)
 {
@@ -551,7 +538,7 @@ static void rx_process_batch(struct rx_state *s, unsigned n)
 	pthread_rwlock_rdlock(&dev->lock);
 	for (unsigned i = 0; i < n; i++) {
 		const struct msghdr *m = &s->msgs[i].msg_hdr;
-		size_t len = s->msgs[i].msg_len, seg = rx_gro_size(m);
+		size_t len = s->msgs[i].msg_len, seg = udp_gro_size(m);
 
 		if (m->msg_flags & MSG_TRUNC)
 			continue;
@@ -672,7 +659,7 @@ struct relay_rx {
 	struct wg_device *dev;
 	struct ev_timer flush;
 	unsigned n;
-	uint16_t relay_id[RELAY_RX_BATCH];
+	union sockaddr_inet src[RELAY_RX_BATCH]; /* a relay or a side path */
 	uint16_t len[RELAY_RX_BATCH];
 	struct tun_batch tb;
 	struct gro_pkt pkts[RELAY_RX_BATCH];
@@ -714,6 +701,15 @@ void relay_rx_free(struct wg_device *dev)
 
 void device_relayed_add(struct wg_device *dev, uint16_t relay_id, const uint8_t *pkt, size_t len)
 {
+	union sockaddr_inet src;
+
+	endpoint_set_relay(&src, relay_id);
+	device_loop_rx_add(dev, &src, pkt, len);
+}
+
+void device_loop_rx_add(struct wg_device *dev, const union sockaddr_inet *src, const uint8_t *pkt,
+			size_t len)
+{
 	struct relay_rx *rx = dev->relay_rx;
 
 	if (len > PKTQ_MAX_PACKET) {
@@ -722,7 +718,7 @@ void device_relayed_add(struct wg_device *dev, uint16_t relay_id, const uint8_t 
 	}
 	memcpy(rx->bufs[rx->n], pkt, len);
 	rx->len[rx->n] = (uint16_t)len;
-	rx->relay_id[rx->n] = relay_id;
+	rx->src[rx->n] = *src;
 	if (++rx->n == RELAY_RX_BATCH)
 		device_relayed_flush(dev);
 	else if (!ev_timer_armed(&rx->flush))
@@ -732,7 +728,6 @@ void device_relayed_add(struct wg_device *dev, uint16_t relay_id, const uint8_t 
 void device_relayed_flush(struct wg_device *dev)
 {
 	struct relay_rx *rx = dev->relay_rx;
-	union sockaddr_inet src;
 	struct rx_batch b;
 
 	if (!rx->n)
@@ -748,8 +743,7 @@ void device_relayed_flush(struct wg_device *dev)
 		uint8_t *plain;
 		size_t plen;
 
-		endpoint_set_relay(&src, rx->relay_id[i]);
-		plen = receive_datagram(dev, &b, rx->bufs[i], rx->len[i], &src, &plain);
+		plen = receive_datagram(dev, &b, rx->bufs[i], rx->len[i], &rx->src[i], &plain);
 		if (plen)
 			rx->pkts[rx->tb.n_pkts++] = (struct gro_pkt){.data = plain, .len = plen};
 	}

@@ -116,9 +116,12 @@ void send_to(struct wg_device *dev, const union sockaddr_inet *ep, const void *b
 
 	/* A relay path needs a destination key: only send_buffer_to_peer has
 	 * one (a cookie reply to a relayed initiation is not sent). */
+	if (endpoint_is_side(ep))
+		fd = side_fd_for(dev, ep, &to);
+	else
+		endpoint_for_socket(dev, ep, &to);
 	if (fd < 0 || endpoint_is_relay(ep))
 		return;
-	endpoint_for_socket(dev, ep, &to);
 	if (sendto(fd, buf, len, MSG_DONTWAIT, &to.sa, endpoint_len(&to)) < 0)
 		atomic_fetch_add(&dev->stats.tx_errors, 1);
 }
@@ -289,6 +292,8 @@ struct tx_state {
 	uint16_t group_seg[TX_SLOTS]; /* segment size; 0 once closed */
 	uint16_t group_bytes[TX_SLOTS];
 	unsigned group_run[TX_SLOTS];
+	int group_fd[TX_SLOTS]; /* the device's socket or a side socket */
+	int udp_fd;		/* the device's, for this batch */
 	union {
 		char buf[CMSG_SPACE(sizeof(uint16_t))];
 		struct cmsghdr align;
@@ -396,7 +401,7 @@ static int tx_read_one(struct tx_state *s, unsigned *used)
 
 /* Queues sealed slot i (mlen bytes) for ep, in the open GSO group if it fits. */
 static void tx_queue(struct tx_state *s, unsigned i, size_t mlen, const union sockaddr_inet *ep,
-		     unsigned run)
+		     int fd, unsigned run)
 {
 	unsigned g = s->n_groups;
 
@@ -419,6 +424,7 @@ static void tx_queue(struct tx_state *s, unsigned i, size_t mlen, const union so
 	s->group_seg[g] = (uint16_t)mlen;
 	s->group_bytes[g] = (uint16_t)mlen;
 	s->group_run[g] = run;
+	s->group_fd[g] = fd;
 	s->iovs[s->n_iov] = (struct iovec){.iov_base = tx_slot(s, i), .iov_len = mlen};
 	s->msgs[g].msg_hdr = (struct msghdr){
 		.msg_name = &s->names[g],
@@ -438,6 +444,7 @@ static void tx_seal_batch(struct tx_state *s, unsigned n)
 	struct wg_peer *run_peer = NULL;
 	union sockaddr_inet run_ep;
 	bool run_has_ep = false;
+	int run_fd = -1;
 	size_t run_bytes = 0;
 	unsigned run = 0;
 	/* The last destination looked up: a batch is mostly one flow. */
@@ -479,7 +486,11 @@ static void tx_seal_batch(struct tx_state *s, unsigned n)
 			run_bytes = 0;
 			run++;
 			run_has_ep = peer_get_endpoint(peer, &run_ep);
-			endpoint_for_socket(dev, &run_ep, &run_ep);
+			run_fd = s->udp_fd;
+			if (run_has_ep && endpoint_is_side(&run_ep))
+				run_has_ep = (run_fd = side_fd_for(dev, &run_ep, &run_ep)) >= 0;
+			else
+				endpoint_for_socket(dev, &run_ep, &run_ep);
 		}
 		kp = peer->keypairs.current;
 		if (!keypair_can_send(dev, kp, now)) {
@@ -506,7 +517,7 @@ static void tx_seal_batch(struct tx_state *s, unsigned n)
 			memcpy(s->relayed_keys[r], peer->public_key, NOISE_PUBLIC_KEY_LEN);
 			continue;
 		}
-		tx_queue(s, i, mlen, &run_ep, run);
+		tx_queue(s, i, mlen, &run_ep, run_fd, run);
 	}
 	if (run_peer && run_bytes)
 		note_sent(run_peer, run_bytes, true, now);
@@ -560,14 +571,14 @@ static void tx_send_apart(struct tx_state *s, int fd, const struct msghdr *m)
 			tx_drop(s);
 }
 
-static void tx_send_batch(struct tx_state *s, int fd)
+/* Sends groups [from, to), which share socket fd; a group the kernel
+ * refuses is counted as errors and skipped. */
+static void tx_send_groups(struct tx_state *s, int fd, unsigned from, unsigned to)
 {
-	unsigned sent = 0, n = s->n_groups;
+	unsigned sent = from;
 
-	tx_hand_to_relays(s);
-	tx_set_segments(s);
-	while (sent < n && fd >= 0) {
-		int r = sendmmsg(fd, s->msgs + sent, n - sent, 0);
+	while (sent < to && fd >= 0) {
+		int r = sendmmsg(fd, s->msgs + sent, to - sent, 0);
 		if (r >= 0) {
 			sent += (unsigned)r;
 			continue;
@@ -591,6 +602,22 @@ static void tx_send_batch(struct tx_state *s, int fd)
 	}
 }
 
+/* One sendmmsg per run of groups on the same socket (almost always one). */
+static void tx_send_batch(struct tx_state *s)
+{
+	unsigned from = 0, n = s->n_groups;
+
+	tx_hand_to_relays(s);
+	tx_set_segments(s);
+	while (from < n) {
+		unsigned to = from + 1;
+		while (to < n && s->group_fd[to] == s->group_fd[from])
+			to++;
+		tx_send_groups(s, s->group_fd[from], from, to);
+		from = to;
+	}
+}
+
 static void tx_flush(struct tx_state *s, unsigned used)
 {
 	int fd = atomic_load(&s->c.dev->udp_fd);
@@ -599,8 +626,9 @@ static void tx_flush(struct tx_state *s, unsigned used)
 		s->gso_fd = fd;
 		s->gso = fd >= 0 && udp_gso_supported(fd);
 	}
+	s->udp_fd = fd;
 	tx_seal_batch(s, used);
-	tx_send_batch(s, fd);
+	tx_send_batch(s);
 }
 
 struct tx_state *tx_state_new(struct wg_device *dev)
@@ -654,6 +682,7 @@ static void tx_batch(struct tx_state *s)
 	unsigned used = 0, reads = 0;
 	int r = -EAGAIN;
 
+	atomic_fetch_add(&dev->side.tx_epoch, 1); /* side.c: what may be closed */
 	if (!s->drained)
 		r = tx_read_one(s, &used);
 	if (r < 0) {

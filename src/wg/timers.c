@@ -157,6 +157,7 @@ void timers_tick(struct evloop *loop, struct ev_timer *timer, void *arg)
 	uint64_t now = clock_mono_ns();
 
 	reap_retired_socket(dev);
+	side_reap(dev);
 	for (struct wg_peer *p = dev->peers; p; p = p->list_next)
 		tick_peer(p, now);
 	evloop_timer_arm(loop, timer, now + dev->timers.tick_ns);

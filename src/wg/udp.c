@@ -73,6 +73,27 @@ static void enable_gro(int fd)
 		setsockopt(fd, SOL_UDP, UDP_GRO, &on, sizeof(on)); /* optional */
 }
 
+void udp_adopt(int fd, uint32_t fwmark)
+{
+	set_buffers(fd);
+	enable_gro(fd);
+	if (fwmark)
+		udp_set_fwmark(fd, fwmark);
+}
+
+size_t udp_gro_size(const struct msghdr *m)
+{
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(m); cm; cm = CMSG_NXTHDR((struct msghdr *)m, cm)) {
+		int size;
+		if (cm->cmsg_level != SOL_UDP || cm->cmsg_type != UDP_GRO ||
+		    cm->cmsg_len < CMSG_LEN(sizeof(size)))
+			continue;
+		memcpy(&size, CMSG_DATA(cm), sizeof(size));
+		return size > 0 ? (size_t)size : 0;
+	}
+	return 0;
+}
+
 int udp_open(uint16_t port, uint32_t fwmark, uint16_t *bound_port)
 {
 	struct timeval timeout = {.tv_sec = 1};

@@ -4,6 +4,7 @@
 #define KNIT_WG_UDP_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define UDP_SOCKET_BUFFER (8 << 20)
@@ -25,6 +26,12 @@ int udp_set_fwmark(int fd, uint32_t fwmark);
  * UDP_SEGMENT control message ("gso" in KNIT_NO_OFFLOAD says no).
  */
 bool udp_gso_supported(int fd);
+/* A socket the device did not open (a side socket) set up as its own is:
+ * 8 MiB buffers, UDP GRO, the fwmark. */
+void udp_adopt(int fd, uint32_t fwmark);
+struct msghdr;
+/* The segment size of a GRO'd datagram (its UDP_GRO control message), or 0. */
+size_t udp_gro_size(const struct msghdr *m);
 /* The most datagrams one UDP_SEGMENT send may carry (the kernel's
  * UDP_MAX_SEGMENTS; 64 in older kernels, so 64). */
 #define UDP_GSO_MAX_SEGS  64

@@ -7,6 +7,7 @@
  * SOCK_SEQPACKET socket, one message per write) coalesced.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -441,6 +442,117 @@ static void test_relay_queue_drained_in_shares(void **state)
 	f->dev->relay_send = NULL;
 }
 
+struct side_seen {
+	unsigned others;
+	union sockaddr_inet src;
+};
+
+static void note_other(void *arg, const uint8_t *pkt, size_t len, const union sockaddr_inet *src)
+{
+	struct side_seen *ss = arg;
+
+	(void)pkt, (void)len;
+	ss->others++;
+	ss->src = *src;
+}
+
+static bool fd_open(int fd)
+{
+	return fcntl(fd, F_GETFD) >= 0;
+}
+
+/* A socket of the birthday search as a side socket: what it receives is
+ * opened and written to the TUN, and moves the peer to that path; what the
+ * device sends the peer then leaves from it; disco goes to the caller. */
+static void test_side_socket_carries_the_peer(void **state)
+{
+	struct fixture *f = *state;
+	static uint8_t msg[1200];
+	struct noise_session_keys keys;
+	union sockaddr_inet side_addr = {.in.sin_family = AF_INET}, ep, from;
+	socklen_t len = sizeof(side_addr);
+	struct side_seen ss = {0};
+	struct aead_ctx *ctx;
+	int sv[2], side, slot;
+	size_t n;
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv), 0);
+	f->dev->tun_fd = sv[0];
+	f->dev->tun_offloads = TUN_OFFLOAD_VNET_HDR | TUN_OFFLOAD_CSUM | TUN_OFFLOAD_TSO4;
+	establish(f, &keys);
+	assert_int_equal(aead_ctx_new(&ctx), 0);
+	side = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
+	side_addr.in.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(side, &side_addr.sa, sizeof(side_addr.in)), 0);
+	getsockname(side, &side_addr.sa, &len);
+	slot = device_side_add(f->dev, side);
+	assert_true(slot >= 1);
+
+	/* Two data messages and a disco one from the client to the side socket. */
+	n = seal_segment(ctx, &keys, 0, 1, 1000, msg);
+	assert_int_equal(sendto(f->client_fd, msg, n, 0, &side_addr.sa, sizeof(side_addr.in)), n);
+	n = seal_segment(ctx, &keys, 1, 1001, 1000, msg);
+	assert_int_equal(sendto(f->client_fd, msg, n, 0, &side_addr.sa, sizeof(side_addr.in)), n);
+	assert_int_equal(sendto(f->client_fd, "TS\xf0\x9f\x92\xac disco", 12, 0, &side_addr.sa,
+				sizeof(side_addr.in)),
+			 12);
+	assert_true(poll(&(struct pollfd){.fd = side, .events = POLLIN}, 1, 300) > 0);
+	usleep(10000); /* all three */
+	device_side_read(f->dev, (unsigned)slot, note_other, &ss);
+	expect_coalesced(sv[1], 2);
+	assert_int_equal(ss.others, 1);
+	assert_true(endpoint_equal(&ss.src, &f->client_addr));
+	/* The peer roamed to the side path. */
+	assert_true(peer_get_endpoint(f->dev->peers, &ep));
+	assert_true(endpoint_is_side(&ep));
+	assert_int_equal(endpoint_side_slot(&ep), slot);
+
+	/* The device's keepalive to the peer leaves from the side socket. */
+	while (recv(f->client_fd, msg, sizeof(msg), 0) > 0)
+		;
+	send_keepalive(f->dev->peers);
+	len = sizeof(from);
+	assert_true(poll(&(struct pollfd){.fd = f->client_fd, .events = POLLIN}, 1, 300) > 0);
+	assert_true(recvfrom(f->client_fd, msg, sizeof(msg), 0, &from.sa, &len) > 0);
+	assert_int_equal(from.in.sin_port, side_addr.in.sin_port);
+
+	/* Removed (no data-plane threads here: closed at once); the path is
+	 * gone, nothing is sent and nothing breaks. */
+	device_side_remove(f->dev, (unsigned)slot);
+	assert_false(fd_open(side));
+	send_keepalive(f->dev->peers);
+	assert_false(poll(&(struct pollfd){.fd = f->client_fd, .events = POLLIN}, 1, 50) > 0);
+	device_side_read(f->dev, (unsigned)slot, note_other, &ss);
+	assert_int_equal(ss.others, 1);
+	aead_ctx_free(ctx);
+}
+
+/* With the data-plane threads running, a removed side socket stays open
+ * (and its slot taken) until the tx thread has begun another batch. */
+static void test_side_socket_closed_after_tx_batch(void **state)
+{
+	struct fixture *f = *state;
+	int a = socket(AF_INET, SOCK_DGRAM, 0), b = socket(AF_INET, SOCK_DGRAM, 0);
+	int slot_a, slot_b;
+
+	slot_a = device_side_add(f->dev, a);
+	assert_true(slot_a >= 1);
+	f->dev->threads_running = true; /* as if: side.c only reads the flag */
+	device_side_remove(f->dev, (unsigned)slot_a);
+	side_reap(f->dev);
+	assert_true(fd_open(a));
+	slot_b = device_side_add(f->dev, b);
+	assert_true(slot_b >= 1);
+	assert_int_not_equal(slot_b, slot_a);
+	atomic_fetch_add(&f->dev->side.tx_epoch, 1); /* the tx thread's next batch */
+	side_reap(f->dev);
+	assert_false(fd_open(a));
+	assert_true(fd_open(b));
+	assert_int_equal(device_side_add(f->dev, a = socket(AF_INET, SOCK_DGRAM, 0)), slot_a);
+	f->dev->threads_running = false;
+	/* device_free closes a and b. */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -453,6 +565,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_relayed_packets_batched_and_coalesced, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_relay_queue_drained_in_shares, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_side_socket_carries_the_peer, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_side_socket_closed_after_tx_batch, setup,
 						teardown),
 	};
 

@@ -380,6 +380,38 @@ static void test_endpoint_equal(void **state)
 	assert_true(endpoint_equal(&c, &d));
 }
 
+/* A side path: the peer's address through one of the device's own
+ * sockets.  The same address on another socket, or on the device's, is
+ * another path; it sends to the plain IPv4 address. */
+static void test_endpoint_side(void **state)
+{
+	union sockaddr_inet to, side, other, dest;
+	char buf[ENDPOINT_STRLEN];
+
+	(void)state;
+	assert_int_equal(endpoint_parse("198.51.100.7:40123", false, &to), 0);
+	endpoint_to_v6(&to, &to); /* the device keeps endpoints v4-mapped */
+	endpoint_set_side(&side, &to, 5);
+	assert_true(endpoint_is_side(&side));
+	assert_false(endpoint_is_relay(&side));
+	assert_int_equal(endpoint_side_slot(&side), 5);
+	assert_int_equal(endpoint_format(&side, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "198.51.100.7:40123");
+	endpoint_side_dest(&side, &dest);
+	assert_int_equal(dest.sa.sa_family, AF_INET);
+	assert_true(endpoint_equal(&dest, &to));
+	assert_false(endpoint_equal(&side, &to));
+	endpoint_set_side(&other, &to, 6);
+	assert_false(endpoint_equal(&side, &other));
+	endpoint_set_side(&other, &dest, 5);
+	assert_true(endpoint_equal(&side, &other));
+	/* The device stores endpoints through endpoint_to_v6: a side path
+	 * stays one. */
+	endpoint_to_v6(&side, &other);
+	assert_true(endpoint_is_side(&other));
+	assert_true(endpoint_equal(&side, &other));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -389,6 +421,7 @@ int main(void)
 		cmocka_unit_test(test_prefix_contains),
 		cmocka_unit_test(test_prefix_format_small_buffer),
 		cmocka_unit_test(test_endpoint_parse_good),
+		cmocka_unit_test(test_endpoint_side),
 		cmocka_unit_test(test_endpoint_scope_by_name),
 		cmocka_unit_test(test_endpoint_parse_bad),
 		cmocka_unit_test(test_endpoint_dns),
