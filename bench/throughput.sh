@@ -9,7 +9,14 @@
 #     since with the default 208 KiB iperf3's own receiver drops first):
 #     loss % at the receiver;
 #   - ping RTT (PINGS pings 5 ms apart): median, and the overlay's overhead
-#     over the underlay's median in the same round.
+#     over the underlay's median in the same round;
+#   - with "awake" in TESTS, the same pings while two `nice -n 19` busy loops
+#     keep both cores from halting: what the overhead is when waking a
+#     thread does not first wake a halted virtual CPU;
+#   - with ping, build/bench/wakeup each round: what one thread hand-off
+#     costs on this machine (eventfd ping-pong across CPUs and on one).
+# And the CPU two knitds would need for half of veth's throughput at the
+# bytes per CPU-second they showed in this run.
 # Prints every run, the medians over rounds, and the ratios knit/veth and
 # knit/wireguard-go.  A benchmark: it never fails on a figure.
 #
@@ -29,7 +36,7 @@
 # ratio knit-relay / knit compares it with the direct path of the same run.
 #
 # Usage: bench/throughput.sh [--json FILE] [--markdown FILE]
-#   ROUNDS=5 SECONDS_PER_RUN=5 PINGS=200 UDP_RATES="1G 2G" TESTS="tcp udp ping"
+#   ROUNDS=5 SECONDS_PER_RUN=5 PINGS=200 UDP_RATES="1G 2G" TESTS="tcp udp ping awake"
 #   CONTENDERS="veth knit wireguard-go" (also knit-plain, knit-relay); KNIT_NO_OFFLOAD=tun,gso,gro (see
 #   docs/dataplane.md) reaches knitd through the environment.
 set -eu
@@ -40,7 +47,7 @@ ROUNDS=${ROUNDS:-5}
 SECS=${SECONDS_PER_RUN:-5}
 PINGS=${PINGS:-200}
 UDP_RATES=${UDP_RATES:-"1G 2G"}
-TESTS=${TESTS:-"tcp udp ping"}
+TESTS=${TESTS:-"tcp udp ping awake"}
 CONTENDERS=${CONTENDERS:-"veth knit wireguard-go"}
 JSON="" MD=""
 while (($#)); do
@@ -153,6 +160,31 @@ rtt() {
 			printf "%.1f\n", m * 1000 }'
 }
 
+# awake_start / awake_stop: two busy loops at the lowest priority, ended
+# by PID (and by lib.sh's cleanup should the run stop between the two).
+SPIN_PIDS=()
+awake_start() {
+	local i
+	for i in 1 2; do
+		nice -n 19 bash -c 'while :; do :; done' &
+		SPIN_PIDS+=("$!")
+		PIDS+=("$!")
+	done
+	sleep 0.2
+}
+awake_stop() {
+	local pid keep=()
+	kill "${SPIN_PIDS[@]}" 2>/dev/null
+	wait "${SPIN_PIDS[@]}" 2>/dev/null || true
+	for pid in "${PIDS[@]}"; do [[ " ${SPIN_PIDS[*]} " == *" $pid "* ]] || keep+=("$pid"); done
+	PIDS=("${keep[@]}")
+	SPIN_PIDS=()
+}
+WAKEUP=$ROOT/build/bench/wakeup
+if [[ " $TESTS " == *" ping "* && ! -x $WAKEUP ]]; then
+	make -s -C "$ROOT" build/bench/wakeup >/dev/null 2>&1 || echo "no $WAKEUP: hand-off costs not measured" >&2
+fi
+
 declare -A R # R[metric,contender] = "v1 v2 ..."
 add() { R[$1,$2]+="$3 "; }
 for round in $(seq 1 "$ROUNDS"); do
@@ -191,6 +223,28 @@ for round in $(seq 1 "$ROUNDS"); do
 			add overhead "$c" "$(awk -v a="$last" -v b="$base" 'BEGIN { printf "%.1f", a - b }')"
 		done
 	fi
+	if [[ " $TESTS " == *" awake "* ]]; then
+		awake_start
+		for c in $CONTENDERS; do
+			us=$(rtt "$c")
+			add rtt_awake "$c" "$us"
+			printf 'round %d %-13s ping median %s us, cores kept awake\n' "$round" "$c" "$us"
+		done
+		awake_stop
+		if [[ " $CONTENDERS " == *" veth "* ]]; then
+			base=$(awk '{ print $NF }' <<<"${R[rtt_awake,veth]}")
+			for c in $CONTENDERS; do
+				[[ $c == veth ]] && continue
+				last=$(awk '{ print $NF }' <<<"${R[rtt_awake,$c]}")
+				add overhead_awake "$c" "$(awk -v a="$last" -v b="$base" 'BEGIN { printf "%.1f", a - b }')"
+			done
+		fi
+	fi
+	if [[ " $TESTS " == *" ping "* && -x $WAKEUP ]] && w=$("$WAKEUP" 400 5000); then
+		echo "round $round $w"
+		add wake_cross machine "$(sed 's/.*cross_cpu_wake_us=\([0-9.]*\).*/\1/' <<<"$w")"
+		add rtt_same machine "$(sed 's/.*same_cpu_rtt_us=\([0-9.]*\).*/\1/' <<<"$w")"
+	fi
 done
 
 median() { tr ' ' '\n' <<<"$1" | grep -v -e '^$' -e nan | sort -g | awk '{ v[NR] = $1 } END {
@@ -201,8 +255,9 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN {
 	if (a == "null" || b == "null" || b + 0 <= 0) print "null"; else printf "%.2f\n", a / b }'; }
 med() { median "${R[$1,$2]:-}"; }
 
-METRICS="tcp cpu bpc $(for r in $UDP_RATES; do printf 'udp%s ' "$r"; done)rtt overhead"
-declare -A UNIT=([tcp]="Gbit/s" [cpu]="CPU-s per run" [bpc]="bytes per CPU-s" [rtt]="us" [overhead]="us over veth")
+METRICS="tcp cpu bpc $(for r in $UDP_RATES; do printf 'udp%s ' "$r"; done)rtt overhead rtt_awake overhead_awake"
+declare -A UNIT=([tcp]="Gbit/s" [cpu]="CPU-s per run" [bpc]="bytes per CPU-s" [rtt]="us" [overhead]="us over veth"
+	[rtt_awake]="us, cores awake" [overhead_awake]="us over veth, awake")
 echo
 echo "load average before: $LOAD_BEFORE; after: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "medians over $ROUNDS rounds ($SECS s runs, $PINGS pings):"
@@ -219,9 +274,15 @@ TCP_KV=$(ratio "$(med tcp knit)" "$(med tcp veth)")
 TCP_RK=$(ratio "$(med tcp knit-relay)" "$(med tcp knit)")
 TCP_KW=$(ratio "$(med tcp knit)" "$(med tcp wireguard-go)")
 BPC_KW=$(ratio "$(med bpc knit)" "$(med bpc wireguard-go)")
+# The CPU both knitds would need for half of veth at this run's efficiency.
+CORES_HALF=$(awk -v v="$(med tcp veth)" -v b="$(med bpc knit)" 'BEGIN {
+	if (v == "null" || b == "null" || b + 0 <= 0) print "null"; else printf "%.2f\n", v / 2 * 1e9 / 8 / b }')
+WAKE=$(median "${R[wake_cross,machine]:-}") SAME=$(median "${R[rtt_same,machine]:-}")
 echo "  tcp knit / veth          $TCP_KV"
 echo "  tcp knit / wireguard-go  $TCP_KW"
 echo "  bytes per CPU-s knit / wireguard-go  $BPC_KW"
+echo "  cores both knitds would need for 0.5 x veth at this bytes per CPU-s: $CORES_HALF (the machine has $(nproc))"
+echo "  one thread hand-off: $WAKE us to another CPU (wake-up), round trip on one CPU $SAME us"
 if [[ -n ${R[tcp,knit-relay]:-} ]]; then
 	echo "  tcp knit-relay / knit    $TCP_RK"
 	echo "  knit-relay path at the end: $(rpath)"
@@ -266,7 +327,9 @@ if [[ -n $JSON ]]; then
 			done
 			printf '}'
 		done
-		printf '},\n "ratio": {"tcp knit/veth": %s, "tcp knit/wireguard-go": %s, "bytes per CPU-s knit/wireguard-go": %s, "tcp knit-relay/knit": %s}}\n' \
+		printf '},\n "machine": {"cross_cpu_wake_us": %s, "same_cpu_rtt_us": %s, "cores_for_half_veth": %s},\n' \
+			"$(json_list wake_cross machine)" "$(json_list rtt_same machine)" "$CORES_HALF"
+		printf ' "ratio": {"tcp knit/veth": %s, "tcp knit/wireguard-go": %s, "bytes per CPU-s knit/wireguard-go": %s, "tcp knit-relay/knit": %s}}\n' \
 			"$TCP_KV" "$TCP_KW" "$BPC_KW" "$TCP_RK"
 	} >"$JSON"
 	jq . "$JSON" >/dev/null # fails loudly on a malformed file
@@ -287,5 +350,7 @@ if [[ -n $MD ]]; then
 		echo "Load average (1, 5, 15 min) before: $LOAD_BEFORE; after: $(cut -d' ' -f1-3 /proc/loadavg)."
 		echo
 		echo "Ratios: TCP knit / veth **$TCP_KV**, TCP knit / wireguard-go **$TCP_KW**, bytes per CPU-second knit / wireguard-go **$BPC_KW**, TCP knit-relay / knit **$TCP_RK**."
+		echo
+		echo "Half of veth at knit's bytes per CPU-second would take **$CORES_HALF** cores (the machine has $(nproc)). One thread hand-off: **$WAKE µs** to wake a thread on another CPU, $SAME µs for a round trip on one (build/bench/wakeup)."
 	} >"$MD"
 fi
