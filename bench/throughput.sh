@@ -261,12 +261,12 @@ declare -A UNIT=([tcp]="Gbit/s" [cpu]="CPU-s per run" [bpc]="bytes per CPU-s" [r
 echo
 echo "load average before: $LOAD_BEFORE; after: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "medians over $ROUNDS rounds ($SECS s runs, $PINGS pings):"
-printf '  %-22s' metric; for c in $CONTENDERS; do printf ' %14s' "$c"; done; echo
+printf '  %-38s' metric; for c in $CONTENDERS; do printf ' %14s' "$c"; done; echo
 for m in $METRICS; do
 	[[ -n ${R[$m,knit]:-}${R[$m,veth]:-} ]] || continue
 	unit=${UNIT[$m]:-}
 	[[ $m == udp* ]] && unit="% lost at ${m#udp}"
-	printf '  %-22s' "$m ($unit)"
+	printf '  %-38s' "$m ($unit)"
 	for c in $CONTENDERS; do printf ' %14s' "$(med "$m" "$c")"; done
 	echo
 done
