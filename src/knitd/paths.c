@@ -721,9 +721,12 @@ bool paths_aux_input(struct peer_paths *pp, int fd, const uint8_t *pkt, size_t l
 	endpoint_unmap(src, &from);
 	if (!disco_is_message(pkt, len)) {
 		/* WireGuard on a socket of the search: the peer took the path
-		 * there; the device reads that socket from now on. */
+		 * there, and the device reads that socket from now on; but
+		 * one forged datagram must not pick the search's socket. */
 		union sockaddr_inet side;
-		int slot = search_side_slot(pp->search, fd);
+		int slot = device_datagram_from_peer(p->dev, pp->node_key, pkt, len, &from)
+				   ? search_side_slot(pp->search, fd)
+				   : -1;
 		if (slot > 0) {
 			endpoint_set_side(&side, &from, (unsigned)slot);
 			device_loop_rx_add(p->dev, &side, pkt, len);

@@ -32,6 +32,9 @@ struct search {
 	int winner;
 	int winner_slot; /* the device's side socket slot once it has it, else 0 */
 	bool hit;	 /* the path manager has a direct path: probing is over */
+	/* In on_socket, whose callees may end the search (a call-me-maybe
+	 * that starts another): search_free then only marks it dead. */
+	bool busy, dead;
 	unsigned sent;
 	uint64_t started_ns, next_open_ns;
 	struct ev_timer tick;
@@ -85,7 +88,8 @@ static void on_side_other(void *arg, const uint8_t *pkt, size_t len, const union
 {
 	struct search *s = arg;
 
-	paths_aux_input(s->pp, s->winner, pkt, len, src);
+	if (!s->dead)
+		paths_aux_input(s->pp, s->winner, pkt, len, src);
 }
 
 /* A datagram on one of the opener's sockets: disco from the peer, or, once
@@ -94,22 +98,27 @@ static void on_socket(struct evloop *loop, int fd, uint32_t events, void *arg)
 {
 	struct search *s = arg;
 
+	s->busy = true;
 	if (fd == s->winner && s->winner_slot) {
 		device_side_read(device_of(s), (unsigned)s->winner_slot, on_side_other, s);
-		return;
-	}
-	for (int n = 0; n < 64; n++) {
-		uint8_t pkt[2048];
-		union sockaddr_inet src;
-		socklen_t slen = sizeof(src);
-		ssize_t len = recvfrom(fd, pkt, sizeof(pkt), MSG_DONTWAIT, &src.sa, &slen);
-		if (len <= 0)
-			return;
-		if (paths_aux_input(s->pp, fd, pkt, (size_t)len, &src) && s->winner < 0) {
-			s->winner = fd;
-			stop(s, "found");
+	} else {
+		for (int n = 0; n < 64 && !s->dead; n++) {
+			uint8_t pkt[2048];
+			union sockaddr_inet src;
+			socklen_t slen = sizeof(src);
+			ssize_t len = recvfrom(fd, pkt, sizeof(pkt), MSG_DONTWAIT, &src.sa, &slen);
+			if (len <= 0)
+				break;
+			if (paths_aux_input(s->pp, fd, pkt, (size_t)len, &src) && !s->dead &&
+			    s->winner < 0) {
+				s->winner = fd;
+				stop(s, "found");
+			}
 		}
 	}
+	s->busy = false;
+	if (s->dead)
+		free(s);
 }
 
 /* Socket number i of ours, opened when first needed; -1 when no more can
@@ -277,8 +286,12 @@ void search_free(struct search *s)
 			device_side_remove(device_of(s), (unsigned)s->winner_slot);
 		else
 			close(s->winner);
+		s->winner = -1;
 	}
-	free(s);
+	if (s->busy)
+		s->dead = true; /* on_socket frees it on its way out */
+	else
+		free(s);
 }
 
 bool search_running(const struct search *s)

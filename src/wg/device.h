@@ -199,6 +199,13 @@ void device_relayed_flush(struct wg_device *dev);
  * (disco) goes to other with its source.
  */
 int device_side_add(struct wg_device *dev, int fd);
+/* Whether a datagram from a socket the device does not read yet is
+ * WireGuard from the peer with this key: a data message that opens with one
+ * of its session keys (into scratch: nothing counted, nothing replayed), or
+ * a handshake message whose MAC1 is right.  What makes a socket of the
+ * birthday search the peer's path: one forged datagram must not. */
+bool device_datagram_from_peer(struct wg_device *dev, const uint8_t key[NOISE_PUBLIC_KEY_LEN],
+			       const uint8_t *pkt, size_t len, const union sockaddr_inet *src);
 void device_side_remove(struct wg_device *dev, unsigned slot);
 typedef void side_other_fn(void *arg, const uint8_t *pkt, size_t len,
 			   const union sockaddr_inet *src);

@@ -527,6 +527,36 @@ invalid:
 	return 0;
 }
 
+bool device_datagram_from_peer(struct wg_device *dev, const uint8_t key[NOISE_PUBLIC_KEY_LEN],
+			       const uint8_t *pkt, size_t len, const union sockaddr_inet *src)
+{
+	uint8_t scratch[PKTQ_MAX_PACKET], nonce[AEAD_NONCE_LEN];
+	const struct wg_index_entry *e;
+	uint32_t type;
+	bool ok = false;
+
+	if (len < 4 || len > sizeof(scratch))
+		return false;
+	type = get_le32(pkt);
+	if (type == MESSAGE_HANDSHAKE_INITIATION || type == MESSAGE_HANDSHAKE_RESPONSE)
+		return len == message_expected_len(type) &&
+		       cookie_validate_packet(&dev->cookie_checker, pkt, len, src, false) !=
+			       INVALID_MAC;
+	if (type != MESSAGE_DATA || len < MESSAGE_MINIMUM_LENGTH)
+		return false;
+	pthread_rwlock_rdlock(&dev->lock);
+	e = index_table_find(&dev->index, get_le32(pkt + 4));
+	if (e && e->kind == INDEX_KEYPAIR && !memcmp(e->keypair->peer->public_key, key, 32)) {
+		aead_nonce_from_counter(nonce, get_le64(pkt + 8));
+		ok = aead_open(dev->loop_aead, e->keypair->receiving_key, nonce, NULL, 0,
+			       pkt + MESSAGE_DATA_HEADER_LEN, len - MESSAGE_DATA_HEADER_LEN,
+			       scratch) == 0;
+	}
+	pthread_rwlock_unlock(&dev->lock);
+	memzero_explicit(scratch, sizeof(scratch));
+	return ok;
+}
+
 /* Processes a received batch under the read lock, collecting plaintext. */
 static void rx_process_batch(struct rx_state *s, unsigned n)
 {

@@ -166,14 +166,19 @@ void device_side_read(struct wg_device *dev, unsigned slot, side_other_fn *other
 			for (size_t off = 0; off < len; off += seg) {
 				size_t mlen = len - off < seg ? len - off : seg;
 				const uint8_t *pkt = rx->bufs[i] + off;
-				if (is_wireguard(pkt, mlen))
+				if (is_wireguard(pkt, mlen)) {
 					device_loop_rx_add(dev, &src, pkt, mlen);
-				else
-					other(arg, pkt, mlen, &rx->names[i]);
+					continue;
+				}
+				other(arg, pkt, mlen, &rx->names[i]);
+				/* other may have removed the socket (and freed arg). */
+				if (atomic_load(&dev->side.fd[slot]) != fd)
+					goto out;
 			}
 		}
 		if (n < SIDE_RX_MSGS)
 			break;
 	}
+out:
 	device_relayed_flush(dev);
 }

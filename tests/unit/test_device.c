@@ -553,6 +553,88 @@ static void test_side_socket_closed_after_tx_batch(void **state)
 	/* device_free closes a and b. */
 }
 
+struct remover {
+	struct wg_device *dev;
+	unsigned slot, calls;
+};
+
+static void remove_on_first(void *arg, const uint8_t *pkt, size_t len,
+			    const union sockaddr_inet *src)
+{
+	struct remover *r = arg;
+
+	(void)pkt, (void)len, (void)src;
+	if (r->calls++ == 0)
+		device_side_remove(r->dev, r->slot); /* as ending the search does */
+}
+
+/* The caller's handler ends the search (and removes the socket) while the
+ * device is reading it: the read stops there, with nothing more handed to a
+ * handler whose state is gone. */
+static void test_side_socket_removed_while_read(void **state)
+{
+	struct fixture *f = *state;
+	union sockaddr_inet a = {.in.sin_family = AF_INET};
+	socklen_t len = sizeof(a);
+	int side = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
+	struct remover r = {.dev = f->dev};
+
+	a.in.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(side, &a.sa, sizeof(a.in)), 0);
+	getsockname(side, &a.sa, &len);
+	r.slot = (unsigned)device_side_add(f->dev, side);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(sendto(f->client_fd, "disco?", 6, 0, &a.sa, sizeof(a.in)), 6);
+	assert_true(poll(&(struct pollfd){.fd = side, .events = POLLIN}, 1, 300) > 0);
+	usleep(10000);
+	device_side_read(f->dev, r.slot, remove_on_first, &r);
+	assert_int_equal(r.calls, 1);
+	assert_false(fd_open(side));
+}
+
+/* What may make a search's socket the peer's path: only the peer's own
+ * WireGuard, checked without a trace in the session. */
+static void test_datagram_from_peer(void **state)
+{
+	struct fixture *f = *state;
+	static uint8_t msg[1200];
+	struct message_handshake_initiation init;
+	struct noise_session_keys keys;
+	uint8_t other[32];
+	struct aead_ctx *ctx;
+	size_t n;
+
+	establish(f, &keys);
+	assert_int_equal(aead_ctx_new(&ctx), 0);
+	n = seal_segment(ctx, &keys, 7, 1, 1000, msg);
+	assert_true(device_datagram_from_peer(f->dev, f->client.static_public, msg, n,
+					      &f->client_addr));
+	memset(other, 0x42, sizeof(other));
+	assert_false(device_datagram_from_peer(f->dev, other, msg, n, &f->client_addr));
+	assert_false(device_datagram_from_peer(f->dev, f->client.static_public, msg, n - 1,
+					       &f->client_addr));
+	msg[100] ^= 1;
+	assert_false(device_datagram_from_peer(f->dev, f->client.static_public, msg, n,
+					       &f->client_addr));
+	msg[100] ^= 1;
+	/* Checked, not received: counter 7 still opens afterwards. */
+	assert_true(device_datagram_from_peer(f->dev, f->client.static_public, msg, n,
+					      &f->client_addr));
+	assert_int_equal(atomic_load(&f->dev->stats.rx_replayed), 0);
+	assert_false(device_datagram_from_peer(f->dev, f->client.static_public,
+					       (const uint8_t *)"\x04\0\0\0garbage", 11,
+					       &f->client_addr));
+	/* A handshake initiation: its MAC1 decides. */
+	assert_int_equal(noise_handshake_create_initiation(&init, &f->hs, &f->client, 11), 0);
+	cookie_add_macs(&f->maker, &init, sizeof(init));
+	assert_true(device_datagram_from_peer(f->dev, f->client.static_public,
+					      (const uint8_t *)&init, sizeof(init), &f->client_addr));
+	init.macs.mac1[0] ^= 1;
+	assert_false(device_datagram_from_peer(f->dev, f->client.static_public,
+					       (const uint8_t *)&init, sizeof(init), &f->client_addr));
+	aead_ctx_free(ctx);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -570,6 +652,9 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_side_socket_closed_after_tx_batch, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_side_socket_removed_while_read, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_datagram_from_peer, setup, teardown),
 	};
 
 	crypto_init();
