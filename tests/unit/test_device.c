@@ -628,10 +628,12 @@ static void test_datagram_from_peer(void **state)
 	assert_int_equal(noise_handshake_create_initiation(&init, &f->hs, &f->client, 11), 0);
 	cookie_add_macs(&f->maker, &init, sizeof(init));
 	assert_true(device_datagram_from_peer(f->dev, f->client.static_public,
-					      (const uint8_t *)&init, sizeof(init), &f->client_addr));
+					      (const uint8_t *)&init, sizeof(init),
+					      &f->client_addr));
 	init.macs.mac1[0] ^= 1;
 	assert_false(device_datagram_from_peer(f->dev, f->client.static_public,
-					       (const uint8_t *)&init, sizeof(init), &f->client_addr));
+					       (const uint8_t *)&init, sizeof(init),
+					       &f->client_addr));
 	aead_ctx_free(ctx);
 }
 
@@ -648,8 +650,7 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_relay_queue_drained_in_shares, setup,
 						teardown),
-		cmocka_unit_test_setup_teardown(test_side_socket_carries_the_peer, setup,
-						teardown),
+		cmocka_unit_test_setup_teardown(test_side_socket_carries_the_peer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_side_socket_closed_after_tx_batch, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_side_socket_removed_while_read, setup,
