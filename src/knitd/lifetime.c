@@ -243,3 +243,14 @@ void lifetime_free(struct lifetime *lt)
 	close_socks(lt);
 	free(lt);
 }
+
+bool lifetime_due(const struct lifetime_memo *m, const struct nat_class *nat,
+		  const union sockaddr_inet *stun, uint64_t now_ns)
+{
+	if (!m->started || m->mapping != nat->mapping || m->filtering != nat->filtering)
+		return true;
+	if (!m->ended || m->valid)
+		return false; /* measuring, or measured this NAT */
+	return !endpoint_equal(&m->stun, stun) ||
+	       now_ns - m->ended_ns >= (uint64_t)LIFETIME_RETRY_MS * 1000000;
+}

@@ -18,6 +18,7 @@
 
 #include "lib/addr.h"
 #include "lib/evloop.h"
+#include "traversal/plan.h"
 
 #define LIFETIME_MAX_STEPS 16
 
@@ -43,4 +44,22 @@ int lifetime_new(struct lifetime **out, struct evloop *loop, const unsigned *lad
 int lifetime_start(struct lifetime *lt, const union sockaddr_inet *stun);
 bool lifetime_running(const struct lifetime *lt);
 void lifetime_free(struct lifetime *lt);
+
+/*
+ * Whether to measure (again), after each netcheck: once; again when the NAT
+ * in front of us is another (the node moved); after a failed measurement
+ * (a server that does not know RESPONSE-PORT, or never answered) only for
+ * another NAT or server, or LIFETIME_RETRY_MS later, not at every netcheck
+ * (two sockets and three requests each time, for the same answer).
+ */
+#define LIFETIME_RETRY_MS (30 * 60 * 1000)
+struct lifetime_memo {
+	bool started, ended, valid;
+	enum nat_mapping mapping;
+	enum nat_filtering filtering;
+	union sockaddr_inet stun;
+	uint64_t ended_ns;
+};
+bool lifetime_due(const struct lifetime_memo *m, const struct nat_class *nat,
+		  const union sockaddr_inet *stun, uint64_t now_ns);
 #endif

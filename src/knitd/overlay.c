@@ -22,6 +22,7 @@
 #include "knitd/paths.h"
 #include "knitd/relays.h"
 #include "lib/buf.h"
+#include "lib/clock.h"
 #include "lib/encoding.h"
 #include "lib/evloop.h"
 #include "lib/keyfile.h"
@@ -55,7 +56,7 @@ struct overlay {
 	struct netcheck *nc;
 	struct lifetime *lifetime; /* how long our NAT keeps an idle mapping */
 	struct lifetime_result lifetime_res;
-	struct nat_class lifetime_nat; /* the NAT it measured, to redo it on a change */
+	struct lifetime_memo lifetime_memo; /* what it measured, when to again */
 	bool has_nat;
 	struct nat_class nat; /* ours: declared, or from netcheck */
 	uint8_t node_priv[32], node_pub[32], disco_priv[32], disco_pub[32];
@@ -887,6 +888,9 @@ static void on_lifetime(void *arg, const struct lifetime_result *r)
 	struct overlay *ov = arg;
 
 	ov->lifetime_res = *r;
+	ov->lifetime_memo.ended = true;
+	ov->lifetime_memo.valid = r->valid;
+	ov->lifetime_memo.ended_ns = clock_mono_ns();
 	if (!r->valid) {
 		log_warn("mapping lifetime not measured why=\"%s\"", r->why);
 		return;
@@ -920,14 +924,12 @@ static void maybe_measure_lifetime(struct overlay *ov, const struct nat_class *c
 {
 	union sockaddr_inet stun;
 
-	if (!ov->lifetime || !c->udp || lifetime_running(ov->lifetime))
+	if (!ov->lifetime || !c->udp || lifetime_running(ov->lifetime) || !home_stun(ov, &stun) ||
+	    !lifetime_due(&ov->lifetime_memo, c, &stun, clock_mono_ns()) ||
+	    lifetime_start(ov->lifetime, &stun) < 0)
 		return;
-	if (ov->lifetime_res.valid && ov->lifetime_nat.mapping == c->mapping &&
-	    ov->lifetime_nat.filtering == c->filtering)
-		return;
-	if (!home_stun(ov, &stun) || lifetime_start(ov->lifetime, &stun) < 0)
-		return;
-	ov->lifetime_nat = *c;
+	ov->lifetime_memo = (struct lifetime_memo){
+		.started = true, .mapping = c->mapping, .filtering = c->filtering, .stun = stun};
 }
 
 /* netcheck measured our NAT anew: peers plan with it (unless declared). */

@@ -172,6 +172,35 @@ static void test_bad_ladder(void **state)
 	evloop_free(loop);
 }
 
+/* When the overlay measures again: not at every netcheck after a failure. */
+static void test_due(void **state)
+{
+	struct nat_class nat = {.udp = true, .mapping = NAT_MAP_EIM, .filtering = NAT_FILTER_ADF};
+	struct nat_class moved = {.udp = true, .mapping = NAT_MAP_ADPM, .filtering = NAT_FILTER_ADF};
+	union sockaddr_inet stun, other;
+	struct lifetime_memo m = {0};
+	uint64_t t = 1000000000000ULL, retry = (uint64_t)LIFETIME_RETRY_MS * 1000000;
+
+	(void)state;
+	assert_int_equal(endpoint_parse("198.51.100.2:3478", false, &stun), 0);
+	assert_int_equal(endpoint_parse("198.51.100.9:3478", false, &other), 0);
+	assert_true(lifetime_due(&m, &nat, &stun, t)); /* never measured */
+	m = (struct lifetime_memo){.started = true, .mapping = nat.mapping,
+				   .filtering = nat.filtering, .stun = stun};
+	assert_false(lifetime_due(&m, &nat, &stun, t)); /* measuring */
+	m.ended = true, m.valid = true, m.ended_ns = t;
+	assert_false(lifetime_due(&m, &nat, &stun, t + 10 * retry));
+	assert_true(lifetime_due(&m, &moved, &stun, t)); /* another NAT */
+	/* The server did not know RESPONSE-PORT: not again for the same NAT
+	 * and server until the retry time, at once for another. */
+	m.valid = false;
+	assert_false(lifetime_due(&m, &nat, &stun, t + 60 * 1000000000ULL));
+	assert_false(lifetime_due(&m, &nat, &stun, t + retry - 1));
+	assert_true(lifetime_due(&m, &nat, &stun, t + retry));
+	assert_true(lifetime_due(&m, &nat, &other, t + 1));
+	assert_true(lifetime_due(&m, &moved, &stun, t + 1));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -181,6 +210,7 @@ int main(void)
 		cmocka_unit_test(test_server_without_response_port),
 		cmocka_unit_test(test_silent_server),
 		cmocka_unit_test(test_bad_ladder),
+		cmocka_unit_test(test_due),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
