@@ -230,10 +230,14 @@ static void choose(struct paths *p, struct peer_paths *pp)
 	if (best < 0 || best == pp->best)
 		return;
 	/* Hysteresis: a trusted path is left only for the LAN or a clearly
-	 * shorter round trip, not for noise between two equal ones. */
+	 * shorter round trip (30 % and a millisecond), not for noise between
+	 * two equal ones: tens of microseconds apart is the same path, and a
+	 * sprayer that hit two of the opener's sockets keeps the one it took
+	 * first (the opener may close the other as the search ends). */
 	if (pp->best >= 0 && now - pp->cands[pp->best].pong_ns <= PATHS_TRUST_MS * MS &&
 	    !(pp->cands[best].lan && !pp->cands[pp->best].lan) &&
-	    pp->cands[best].rtt_ns * 10 > pp->cands[pp->best].rtt_ns * 7)
+	    (pp->cands[best].rtt_ns * 10 > pp->cands[pp->best].rtt_ns * 7 ||
+	     pp->cands[best].rtt_ns + PATHS_SWITCH_GAIN_MS * MS > pp->cands[pp->best].rtt_ns))
 		return;
 	/* On a socket of the search, the device sends through that socket. */
 	union sockaddr_inet path = pp->cands[best].ep;

@@ -29,6 +29,7 @@
 #define PATHS_MAX_PINGS	     64
 #define PATHS_HEARTBEAT_MS   500
 #define PATHS_TRUST_MS	     2500 /* a pong this recent makes a path usable */
+#define PATHS_SWITCH_GAIN_MS 1	  /* a trusted path is left for one this much faster */
 #define PATHS_DEAD_MS	     2000 /* pings unanswered this long: back to the relay */
 #define PATHS_ACTIVE_MS	     5000 /* data within this long: the peer is active */
 #define PATHS_CMM_ANSWER_MS  1000 /* a call-me-maybe is answered with ours at most this often */

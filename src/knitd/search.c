@@ -15,10 +15,11 @@
 #include "lib/log.h"
 #include "wg/device.h"
 
-#define MS	       1000000ULL
-#define TICK_MS	       25 /* the spray goes out in small bursts */
-#define REOPEN_MS      2000
-#define SPRAY_DELAY_MS 300 /* let the opener's mappings exist first */
+#define MS		1000000ULL
+#define TICK_MS		25 /* the spray goes out in small bursts */
+#define REOPEN_MS	2000
+#define SPRAY_DELAY_MS	300 /* let the opener's mappings exist first */
+#define SEARCH_SIDE_MAX 4
 
 struct search {
 	struct peer_paths *pp;
@@ -29,9 +30,15 @@ struct search {
 	uint8_t txid[DISCO_TXID_LEN];
 	int fds[PLAN_SEARCH_SOCKETS];
 	unsigned n_fds;
-	int winner;
-	int winner_slot; /* the device's side socket slot once it has it, else 0 */
-	bool hit;	 /* the path manager has a direct path: probing is over */
+	int winner; /* the first socket that carried the path */
+	/* The sockets the device has taken as side sockets (the winner, and
+	 * any other the peer's WireGuard came to: a sprayer that hit two of
+	 * ours may use either): kept, and read by the device, until the end. */
+	struct {
+		int fd, slot;
+	} side[SEARCH_SIDE_MAX];
+	unsigned n_side;
+	bool hit; /* the path manager has a direct path: probing is over */
 	/* In on_socket, whose callees may end the search (a call-me-maybe
 	 * that starts another): search_free then only marks it dead. */
 	bool busy, dead;
@@ -52,11 +59,38 @@ static const char *role_name(enum search_role r)
 	return (unsigned)r < sizeof(names) / sizeof(names[0]) ? names[r] : "?";
 }
 
+/* fd's side-socket slot, or 0 when the device does not have it. */
+static int side_slot(const struct search *s, int fd)
+{
+	for (unsigned i = 0; i < s->n_side; i++)
+		if (s->side[i].fd == fd)
+			return s->side[i].slot;
+	return 0;
+}
+
+/* A socket of ours that the peer's authenticated disco came through: the
+ * peer may have taken a path there. */
+static bool peer_came_through(const struct search *s, int fd)
+{
+	for (unsigned i = 0; i < s->pp->n_cands; i++)
+		if (s->pp->cands[i].fd == fd)
+			return true;
+	return false;
+}
+
+/* Closes the sockets no path uses, keeping up to SEARCH_SIDE_MAX that the
+ * peer reached besides the winner: a sprayer that hit two may take either. */
 static void close_losers(struct search *s)
 {
+	unsigned kept = s->n_side;
+
 	for (unsigned i = 0; i < s->n_fds; i++) {
-		if (s->fds[i] < 0 || s->fds[i] == s->winner)
+		if (s->fds[i] < 0 || s->fds[i] == s->winner || side_slot(s, s->fds[i]))
 			continue;
+		if (kept < SEARCH_SIDE_MAX && peer_came_through(s, s->fds[i])) {
+			kept++;
+			continue;
+		}
 		evloop_del_fd(loop_of(s), s->fds[i]);
 		close(s->fds[i]);
 		s->fds[i] = -1;
@@ -83,13 +117,18 @@ static struct wg_device *device_of(const struct search *s)
 	return s->pp->owner->dev;
 }
 
-/* What the device reads on the winner that is not WireGuard: disco. */
+struct side_read {
+	struct search *s;
+	int fd;
+};
+
+/* What the device reads on a side socket that is not WireGuard: disco. */
 static void on_side_other(void *arg, const uint8_t *pkt, size_t len, const union sockaddr_inet *src)
 {
-	struct search *s = arg;
+	struct side_read *r = arg;
 
-	if (!s->dead)
-		paths_aux_input(s->pp, s->winner, pkt, len, src);
+	if (!r->s->dead)
+		paths_aux_input(r->s->pp, r->fd, pkt, len, src);
 }
 
 /* A datagram on one of the opener's sockets: disco from the peer, or, once
@@ -97,10 +136,12 @@ static void on_side_other(void *arg, const uint8_t *pkt, size_t len, const union
 static void on_socket(struct evloop *loop, int fd, uint32_t events, void *arg)
 {
 	struct search *s = arg;
+	struct side_read r = {s, fd};
+	int slot = side_slot(s, fd);
 
 	s->busy = true;
-	if (fd == s->winner && s->winner_slot) {
-		device_side_read(device_of(s), (unsigned)s->winner_slot, on_side_other, s);
+	if (slot) {
+		device_side_read(device_of(s), (unsigned)slot, on_side_other, &r);
 	} else {
 		for (int n = 0; n < 64 && !s->dead; n++) {
 			uint8_t pkt[2048];
@@ -280,14 +321,21 @@ void search_free(struct search *s)
 	if (!s)
 		return;
 	stop(s, "stopped");
-	if (s->winner >= 0) {
-		evloop_del_fd(loop_of(s), s->winner);
-		if (s->winner_slot)
-			device_side_remove(device_of(s), (unsigned)s->winner_slot);
+	/* The device closes its side sockets; the others (the kept ones, a
+	 * winner the device never took) close here. */
+	for (unsigned i = 0; i < s->n_fds; i++) {
+		int slot = s->fds[i] >= 0 ? side_slot(s, s->fds[i]) : 0;
+		if (s->fds[i] < 0)
+			continue;
+		evloop_del_fd(loop_of(s), s->fds[i]);
+		if (slot)
+			device_side_remove(device_of(s), (unsigned)slot);
 		else
-			close(s->winner);
-		s->winner = -1;
+			close(s->fds[i]);
+		s->fds[i] = -1;
 	}
+	s->winner = -1;
+	s->n_side = 0;
 	if (s->busy)
 		s->dead = true; /* on_socket frees it on its way out */
 	else
@@ -311,19 +359,26 @@ int search_winner_fd(const struct search *s)
 
 int search_side_slot(struct search *s, int fd)
 {
+	bool ours = false;
 	int slot;
 
-	if (!s || fd < 0 || (s->winner >= 0 && s->winner != fd))
+	if (!s || fd < 0)
 		return -1;
-	if (s->winner_slot)
-		return s->winner_slot;
+	if ((slot = side_slot(s, fd)))
+		return slot;
+	for (unsigned i = 0; i < s->n_fds; i++)
+		ours |= s->fds[i] == fd;
+	if (!ours || s->n_side == SEARCH_SIDE_MAX)
+		return -1;
 	slot = device_side_add(device_of(s), fd);
 	if (slot < 0) {
 		log_warn("no side socket for a search's path peer=%s error=\"%s\"", s->pp->name,
 			 strerror(-slot));
 		return -1;
 	}
-	s->winner = fd;
-	s->winner_slot = slot;
+	s->side[s->n_side].fd = fd;
+	s->side[s->n_side++].slot = slot;
+	if (s->winner < 0)
+		s->winner = fd;
 	return slot;
 }

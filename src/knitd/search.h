@@ -44,8 +44,9 @@ const uint8_t *search_txid(const struct search *s);
  * open until search_free(). */
 int search_winner_fd(const struct search *s);
 /* The device's side-socket slot for our socket fd (lib/addr.h's
- * AF_KNIT_SIDE), handing it to the device (it becomes the winner) if the
- * search has no winner yet; -1 for a socket that lost or when the device
- * has no free slot.  The device closes it when the search ends. */
+ * AF_KNIT_SIDE), handing it to the device first if need be (the first
+ * becomes the winner; at most 4 a search: a sprayer may hit more than one
+ * of ours and use any); -1 for a socket not ours (one already closed) or
+ * when no slot is left.  The device closes them when the search ends. */
 int search_side_slot(struct search *s, int fd);
 #endif
