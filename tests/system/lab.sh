@@ -131,7 +131,10 @@ KNIT_LAB_PREFIX=$CUR "$LAB" up --nat1 eim-adf --nat2 adm-adpf --nat3 adpm-eif --
 upid=$!
 set +m
 sleep 0.15
-kill -INT "$upid"
+# As Ctrl-C does: to the whole process group.  To bash alone, SIGINT that
+# comes while it waits for a command is dropped when the command then exits
+# normally (bash's "wait and cooperative exit"), and up would go on.
+kill -INT -- -"$upid"
 wait "$upid"
 rc=$?
 check "up interrupted (SIGINT) fails ($rc) and removes what it made by itself" \
