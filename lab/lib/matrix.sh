@@ -362,9 +362,11 @@ mx_cell() {
 		  received_after_direct: $after_direct, waited_s: $waited_s,
 		  seconds: $seconds, worker: $worker, note: $note}' >"$MX_DIR/cells/$id.json"
 	mx_cell_print "$MX_DIR/cells/$id.json"
-	# Logs of failed cells, and of cells slower to direct than the budget.
+	# Logs of failed cells, of cells slower to direct than the budget, and
+	# of cells that lost pings on lossless links.
 	if [[ -n $MX_LOGS ]] && [[ $ok != true || -n ${MATRIX_KEEP_LOGS:-} ||
-		($how != search && $ttd_ms != null && $ttd_ms -gt 1000) ]]; then
+		($how != search && $ttd_ms != null && $ttd_ms -gt 1000) ||
+		(-z $MX_LINK && ${sent:-0} -gt $((${recv:-0} + 1))) ]]; then
 		mkdir -p "$MX_LOGS/$MX_RUN_NAME/$id"
 		cp "$RUNDIR"/log/*.log "$d/cell.pcap" "$MX_LOGS/$MX_RUN_NAME/$id/" 2>/dev/null
 		for h in router1 router2; do
