@@ -248,7 +248,7 @@ mx_cell() {
 	local id case shape ah bh al bl r1 r2 expect how eppat opts
 	IFS='|' read -r id case shape ah bh al bl r1 r2 expect how eppat opts <<<"$1"
 	local t_start t0 deadline path='' endpoint='' reason='' path_b='' status_ms=null
-	local knitd_ms=null ttd_ms=null pcap_ep='' sent=0 recv=0 after=0
+	local knitd_ms=null ttd_ms=null pcap_ep='' sent=0 recv=0 lost=0 after=0
 	local connected=false ok=false note='' d=$RUNDIR/mx h st ipb waited
 	local -a kopts=()
 	read -ra kopts <<<"$opts"
@@ -325,6 +325,11 @@ mx_cell() {
 		mx_interrupt "tcpdump-$ah"
 		sent=$(awk '/packets transmitted/ { print $1 }' "$RUNDIR/log/ping-$ah.log")
 		recv=$(grep -c 'bytes from' "$RUNDIR/log/ping-$ah.log")
+		# Lost: the pings missing before the last one answered (those
+		# after it were still in flight when the ping was stopped).
+		lost=$(awk -F'icmp_seq=' '/bytes from/ { split($2, a, " "); q = a[1] + 0
+			if (!(q in seen)) { seen[q] = 1; n++ } if (q > max) max = q }
+			END { print max - n }' "$RUNDIR/log/ping-$ah.log")
 		# Replies after the switch: the direct path carries the traffic.
 		if [[ $status_ms != null ]]; then
 			mx_replies_after "$ah" $((t0 + status_ms))
@@ -351,7 +356,7 @@ mx_cell() {
 		--arg direct_endpoint "$pcap_ep" --arg reason "$reason" --arg note "${note%; }" \
 		--argjson connected "$connected" --argjson ok "$ok" --argjson ttd_ms "$ttd_ms" \
 		--argjson status_ms "$status_ms" --argjson knitd_ms "${knitd_ms:-null}" \
-		--argjson sent "${sent:-0}" --argjson received "${recv:-0}" \
+		--argjson sent "${sent:-0}" --argjson received "${recv:-0}" --argjson lost "${lost:-0}" \
 		--argjson after_direct "${after:-0}" --argjson waited_s "${waited:-0}" \
 		--argjson seconds "$(((MX_NOW - t_start) / 1000))" --arg worker "$P" \
 		'{id: $id, case: $case, a: $a, b: $b, a_spec: $a_spec, b_spec: $b_spec,
@@ -359,6 +364,7 @@ mx_cell() {
 		  path_b: $path_b, endpoint: $endpoint, direct_endpoint: $direct_endpoint,
 		  path_reason: $reason, ttd_ms: $ttd_ms, status_ms: $status_ms,
 		  knitd_ms: $knitd_ms, pings_sent: $sent, pings_received: $received,
+		  pings_lost: $lost,
 		  received_after_direct: $after_direct, waited_s: $waited_s,
 		  seconds: $seconds, worker: $worker, note: $note}' >"$MX_DIR/cells/$id.json"
 	mx_cell_print "$MX_DIR/cells/$id.json"
@@ -366,7 +372,7 @@ mx_cell() {
 	# of cells that lost pings on lossless links.
 	if [[ -n $MX_LOGS ]] && [[ $ok != true || -n ${MATRIX_KEEP_LOGS:-} ||
 		($how != search && $ttd_ms != null && $ttd_ms -gt 1000) ||
-		(-z $MX_LINK && ${sent:-0} -gt $((${recv:-0} + 1))) ]]; then
+		(-z $MX_LINK && ${lost:-0} -gt 0) ]]; then
 		mkdir -p "$MX_LOGS/$MX_RUN_NAME/$id"
 		cp "$RUNDIR"/log/*.log "$d/cell.pcap" "$MX_LOGS/$MX_RUN_NAME/$id/" 2>/dev/null
 		for h in router1 router2; do

@@ -127,7 +127,11 @@ for delay in 0.05 0.15 0.3; do
 done
 CUR=${PFX}i
 set -m # a job of its own, so that SIGINT is not ignored as in a background job
-KNIT_LAB_PREFIX=$CUR "$LAB" up --nat1 eim-adf --nat2 adm-adpf --nat3 adpm-eif --public-peers 3 >/dev/null 2>&1 &
+# SIGINT back to its default first: a shell started in the background
+# (make check run with &) passes it on ignored, and bash cannot trap a
+# signal ignored on entry.
+KNIT_LAB_PREFIX=$CUR env --default-signal=INT "$LAB" up --nat1 eim-adf --nat2 adm-adpf --nat3 adpm-eif \
+	--public-peers 3 >/dev/null 2>&1 &
 upid=$!
 set +m
 sleep 0.15
