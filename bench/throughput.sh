@@ -164,8 +164,7 @@ rtt() {
 # by PID (and by lib.sh's cleanup should the run stop between the two).
 SPIN_PIDS=()
 awake_start() {
-	local i
-	for i in 1 2; do
+	for _ in 1 2; do
 		nice -n 19 bash -c 'while :; do :; done' &
 		SPIN_PIDS+=("$!")
 		PIDS+=("$!")
@@ -187,6 +186,18 @@ fi
 
 declare -A R # R[metric,contender] = "v1 v2 ..."
 add() { R[$1,$2]+="$3 "; }
+# add_overhead RTT OVERHEAD: each contender's latest RTT less this round's
+# veth RTT (the underlay), as metric OVERHEAD.
+add_overhead() {
+	local base last c
+	[[ " $CONTENDERS " == *" veth "* ]] || return 0
+	base=$(awk '{ print $NF }' <<<"${R[$1,veth]}")
+	for c in $CONTENDERS; do
+		[[ $c == veth ]] && continue
+		last=$(awk '{ print $NF }' <<<"${R[$1,$c]}")
+		add "$2" "$c" "$(awk -v a="$last" -v b="$base" 'BEGIN { printf "%.1f", a - b }')"
+	done
+}
 for round in $(seq 1 "$ROUNDS"); do
 	for c in $CONTENDERS; do
 		if [[ " $TESTS " == *" tcp "* ]]; then
@@ -214,15 +225,7 @@ for round in $(seq 1 "$ROUNDS"); do
 			printf 'round %d %-13s ping median %s us\n' "$round" "$c" "$us"
 		fi
 	done
-	# Latency overhead against this round's underlay.
-	if [[ " $TESTS " == *" ping "* && " $CONTENDERS " == *" veth "* ]]; then
-		base=$(awk '{ print $NF }' <<<"${R[rtt,veth]}")
-		for c in $CONTENDERS; do
-			[[ $c == veth ]] && continue
-			last=$(awk '{ print $NF }' <<<"${R[rtt,$c]}")
-			add overhead "$c" "$(awk -v a="$last" -v b="$base" 'BEGIN { printf "%.1f", a - b }')"
-		done
-	fi
+	[[ " $TESTS " == *" ping "* ]] && add_overhead rtt overhead
 	if [[ " $TESTS " == *" awake "* ]]; then
 		awake_start
 		for c in $CONTENDERS; do
@@ -231,14 +234,7 @@ for round in $(seq 1 "$ROUNDS"); do
 			printf 'round %d %-13s ping median %s us, cores kept awake\n' "$round" "$c" "$us"
 		done
 		awake_stop
-		if [[ " $CONTENDERS " == *" veth "* ]]; then
-			base=$(awk '{ print $NF }' <<<"${R[rtt_awake,veth]}")
-			for c in $CONTENDERS; do
-				[[ $c == veth ]] && continue
-				last=$(awk '{ print $NF }' <<<"${R[rtt_awake,$c]}")
-				add overhead_awake "$c" "$(awk -v a="$last" -v b="$base" 'BEGIN { printf "%.1f", a - b }')"
-			done
-		fi
+		add_overhead rtt_awake overhead_awake
 	fi
 	if [[ " $TESTS " == *" ping "* && -x $WAKEUP ]] && w=$("$WAKEUP" 400 5000); then
 		echo "round $round $w"

@@ -652,18 +652,9 @@ void *rx_thread_main(void *arg)
 		int n;
 
 		atomic_store(&dev->rx_fd_in_use, fd);
-		for (unsigned i = 0; i < RX_BATCH; i++) {
-			s->iovs[i] =
-				(struct iovec){.iov_base = s->c.bufs[i], .iov_len = RX_BUF_SIZE};
-			s->msgs[i].msg_hdr = (struct msghdr){
-				.msg_name = &s->names[i],
-				.msg_namelen = sizeof(s->names[i]),
-				.msg_iov = &s->iovs[i],
-				.msg_iovlen = 1,
-				.msg_control = s->ctrl[i].buf,
-				.msg_controllen = sizeof(s->ctrl[i].buf),
-			};
-		}
+		for (unsigned i = 0; i < RX_BATCH; i++)
+			udp_mmsg_init(&s->msgs[i], &s->iovs[i], s->c.bufs[i], RX_BUF_SIZE,
+				      &s->names[i], s->ctrl[i].buf, sizeof(s->ctrl[i].buf));
 		/* Blocks for the first message, then takes what is queued. */
 		n = recvmmsg(fd, s->msgs, RX_BATCH, MSG_WAITFORONE, NULL);
 		if (n <= 0)

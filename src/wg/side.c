@@ -130,17 +130,9 @@ static bool is_wireguard(const uint8_t *pkt, size_t len)
 /* One recvmmsg; the number of datagrams read. */
 static int side_recv(struct side_rx *rx, int fd)
 {
-	for (unsigned i = 0; i < SIDE_RX_MSGS; i++) {
-		rx->iovs[i] = (struct iovec){.iov_base = rx->bufs[i], .iov_len = SIDE_RX_BUF};
-		rx->msgs[i].msg_hdr = (struct msghdr){
-			.msg_name = &rx->names[i],
-			.msg_namelen = sizeof(rx->names[i]),
-			.msg_iov = &rx->iovs[i],
-			.msg_iovlen = 1,
-			.msg_control = rx->ctrl[i].buf,
-			.msg_controllen = sizeof(rx->ctrl[i].buf),
-		};
-	}
+	for (unsigned i = 0; i < SIDE_RX_MSGS; i++)
+		udp_mmsg_init(&rx->msgs[i], &rx->iovs[i], rx->bufs[i], SIDE_RX_BUF, &rx->names[i],
+			      rx->ctrl[i].buf, sizeof(rx->ctrl[i].buf));
 	return recvmmsg(fd, rx->msgs, SIDE_RX_MSGS, MSG_DONTWAIT, NULL);
 }
 

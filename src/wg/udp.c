@@ -81,6 +81,20 @@ void udp_adopt(int fd, uint32_t fwmark)
 		udp_set_fwmark(fd, fwmark);
 }
 
+void udp_mmsg_init(struct mmsghdr *m, struct iovec *iov, void *buf, size_t len,
+		   union sockaddr_inet *name, void *ctrl, size_t ctrl_len)
+{
+	*iov = (struct iovec){.iov_base = buf, .iov_len = len};
+	m->msg_hdr = (struct msghdr){
+		.msg_name = name,
+		.msg_namelen = sizeof(*name),
+		.msg_iov = iov,
+		.msg_iovlen = 1,
+		.msg_control = ctrl,
+		.msg_controllen = ctrl_len,
+	};
+}
+
 size_t udp_gro_size(const struct msghdr *m)
 {
 	for (struct cmsghdr *cm = CMSG_FIRSTHDR(m); cm; cm = CMSG_NXTHDR((struct msghdr *)m, cm)) {

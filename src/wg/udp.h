@@ -30,6 +30,13 @@ bool udp_gso_supported(int fd);
  * 8 MiB buffers, UDP GRO, the fwmark. */
 void udp_adopt(int fd, uint32_t fwmark);
 struct msghdr;
+struct mmsghdr;
+struct iovec;
+union sockaddr_inet;
+/* Readies m for one datagram of up to len bytes into buf: its source into
+ * name, its control messages (UDP_GRO's segment size) into ctrl. */
+void udp_mmsg_init(struct mmsghdr *m, struct iovec *iov, void *buf, size_t len,
+		   union sockaddr_inet *name, void *ctrl, size_t ctrl_len);
 /* The segment size of a GRO'd datagram (its UDP_GRO control message), or 0. */
 size_t udp_gro_size(const struct msghdr *m);
 /* The most datagrams one UDP_SEGMENT send may carry (the kernel's
